@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Swiftwise: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swiftwise",
+        abstract: "Prefill/decode disaggregated LLM serving: KV store, engine nodes, proxy.",
+        subcommands: [KVStoreCommand.self])
+}

@@ -1,0 +1,131 @@
+import Foundation
+import KVStore
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("KVStoreClient")
+struct ClientTests {
+    @Test("64 concurrent clients doing mixed PUT/GET/EXIST of random sizes always read back exactly what was PUT")
+    func concurrentMixedLoad() async throws {
+        let store = try await TestStore(memory: 512 << 20)
+        defer { Task { await store.stop() } }
+        let port = store.port
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for clientIndex in 0..<64 {
+                group.addTask {
+                    let client = KVStoreClient(host: "127.0.0.1", port: port)
+                    var rng = SeededBytes(seed: UInt64(clientIndex + 1))
+                    var written: [String: [UInt8]] = [:]
+                    var checked = 0
+                    for op in 0..<40 {
+                        let key = "c\(clientIndex)-k\(Int.random(in: 0..<8, using: &rng))"
+                        switch op % 3 {
+                        case 0:
+                            let size = Int.random(in: 0...200_000, using: &rng)
+                            let bytes = rng.bytes(size)
+                            try await client.put(key, object(bytes))
+                            written[key] = bytes
+                        case 1:
+                            let got = try await client.get(key)
+                            #expect(got.map { Array($0.payload.readableBytesView) } == written[key], "\(key)")
+                            checked += 1
+                        default:
+                            #expect(try await client.exists(key) == (written[key] != nil))
+                        }
+                    }
+                    await client.shutdown()
+                    return checked
+                }
+            }
+            var total = 0
+            for try await n in group { total += n }
+            #expect(total == 64 * 13)
+        }
+    }
+
+    @Test("GET of a large object round-trips byte for byte with its metadata")
+    func largeObject() async throws {
+        let store = try await TestStore()
+        defer { Task { await store.stop() } }
+        let client = KVStoreClient(host: "127.0.0.1", port: store.port)
+        var rng = SeededBytes(seed: 42)
+        let bytes = rng.bytes(10 << 20)
+        try await client.put("big", StoredObject(metadata: ObjectMetadata(fmt: 1, dtype: 3, shape: (2, 30, 256, 192)),
+                                                 payload: ByteBuffer(bytes: bytes)))
+        let got = try #require(try await client.get("big"))
+        #expect(got.metadata == ObjectMetadata(fmt: 1, dtype: 3, shape: (2, 30, 256, 192)))
+        #expect(Array(got.payload.readableBytesView) == bytes)
+        #expect(try await client.get("other") == nil)
+        #expect(try await client.health())
+        await client.shutdown()
+    }
+
+    @Test("a key the wire cannot carry is a typed error, not a crash")
+    func invalidKey() async throws {
+        let store = try await TestStore()
+        defer { Task { await store.stop() } }
+        let client = KVStoreClient(host: "127.0.0.1", port: store.port)
+        await #expect(throws: KVStoreClientError.invalidKey(.tooLong(bytes: 151))) {
+            try await client.exists(String(repeating: "x", count: 151))
+        }
+        #expect(try await client.exists("fine") == false)
+        await client.shutdown()
+    }
+
+    @Test("the client reconnects by itself after the store restarts")
+    func reconnectAfterRestart() async throws {
+        let first = try await TestStore()
+        let port = first.port
+        var config = KVStoreClientConfiguration(host: "127.0.0.1", port: port)
+        config.reconnectBackoff = .milliseconds(20)
+        config.maxReconnectBackoff = .milliseconds(50)
+        let client = KVStoreClient(config)
+        try await client.put("a", object([1]))
+        #expect(try await client.exists("a"))
+        await first.stop()
+
+        await #expect(throws: KVStoreClientError.self) { try await client.exists("a") }
+        let second = try await TestStore(port: port)
+        defer { Task { await second.stop() } }
+        let deadline = ContinuousClock.now + .seconds(5)
+        var answered = false
+        while !answered && ContinuousClock.now < deadline {
+            answered = (try? await client.health()) == true
+            if !answered { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(answered)
+        #expect(try await client.exists("a") == false)  // a new, empty store
+        try await client.put("b", object([2]))
+        #expect(try await client.get("b").map { Array($0.payload.readableBytesView) } == [2])
+        await client.shutdown()
+    }
+
+    @Test("a store that never answers gives a timeout error, not a hang")
+    func timeoutOnSilentServer() async throws {
+        // A listener that accepts and never replies.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0) { ch in ch.eventLoop.makeSucceededFuture(ch) }
+        let port = silent.channel.localAddress!.port!
+        var config = KVStoreClientConfiguration(host: "127.0.0.1", port: port)
+        config.requestTimeout = .milliseconds(200)
+        let client = KVStoreClient(config)
+        let start = ContinuousClock.now
+        await #expect(throws: KVStoreClientError.timeout) { try await client.exists("a") }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        await client.shutdown()
+        try await silent.channel.close()
+    }
+
+    @Test("nothing listening gives connectFailed")
+    func connectRefused() async throws {
+        let store = try await TestStore()
+        let port = store.port
+        await store.stop()
+        let client = KVStoreClient(host: "127.0.0.1", port: port)
+        await #expect { try await client.exists("a") } throws: { error in
+            if case KVStoreClientError.connectFailed = error { return true }
+            return false
+        }
+    }
+}
