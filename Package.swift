@@ -47,10 +47,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Load generators and reports; measures us against peers in the same run.
+        .target(
+            name: "Bench",
+            dependencies: ["KVStore"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "swiftwise",
             dependencies: [
                 "KVStore",
+                "Bench",
                 "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

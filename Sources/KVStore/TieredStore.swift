@@ -117,27 +117,45 @@ public final class TieredStore: Sendable {
         publishSizes()
     }
 
-    /// The value under `key`, refreshing its recency; nil on a miss.
-    public func get(key: String) async -> StoredObject? {
-        enum Found { case object(StoredObject), onDisk, miss }
-        let found: Found = state.withLock { state in
-            if let object = state.memory.touch(key) { return .object(object) }
-            if let spill = state.spilling[key] { return .object(spill.object) }
+    /// Where a key was found by `lookup`.
+    public enum Lookup: Sendable {
+        case found(StoredObject)
+        case onDisk
+        case miss
+    }
+
+    /// Finds `key` without blocking, refreshing its recency; a disk hit must then be read with `readFromDisk`.
+    public func lookup(key: String) -> Lookup {
+        state.withLock { state in
+            if let object = state.memory.touch(key) { return .found(object) }
+            if let spill = state.spilling[key] { return .found(spill.object) }
             if state.disk.touch(key) != nil { return .onDisk }
             return .miss
         }
-        switch found {
-        case .object(let object): return object
-        case .miss: return nil
-        case .onDisk:
-            guard let disk else { return nil }
+    }
+
+    /// Reads a disk-tier entry on the reader threads; nil when it vanished meanwhile (evicted or replaced), which is
+    /// a miss, never an error for the client.
+    public func readFromDisk(key: String, on eventLoop: any EventLoop) -> EventLoopFuture<StoredObject?> {
+        guard let disk else { return eventLoop.makeSucceededFuture(nil) }
+        let logger = self.logger
+        return diskReaders.runIfActive(eventLoop: eventLoop) { () -> StoredObject? in
             do {
-                return try await diskReaders.runIfActive { try disk.read(key: key) }
+                return try disk.read(key: key)
             } catch {
-                // Evicted or replaced while we were reading: a miss, never an error for the client.
                 logger.debug("disk read of \(key) failed: \(error)")
                 return nil
             }
+        }
+    }
+
+    /// The value under `key`, refreshing its recency; nil on a miss.
+    public func get(key: String) async -> StoredObject? {
+        switch lookup(key: key) {
+        case .found(let object): return object
+        case .miss: return nil
+        case .onDisk:
+            return try? await readFromDisk(key: key, on: MultiThreadedEventLoopGroup.singleton.any()).get()
         }
     }
 

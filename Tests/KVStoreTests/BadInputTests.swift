@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// Each bad input closes only the offending connection; afterwards a fresh client finds everything stored before.
-@Suite("bad input never takes the store down nor loses data")
+@Suite("bad input never takes the store down nor loses data", .timeLimit(.minutes(1)))
 struct BadInputTests {
     static let cases: [(String, [UInt8])] = [
         ("unknown command", Frame.request(9, key: "k")),

@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import Testing
 
-@Suite("KVStoreClient")
+@Suite("KVStoreClient", .timeLimit(.minutes(1)))
 struct ClientTests {
     @Test("64 concurrent clients doing mixed PUT/GET/EXIST of random sizes always read back exactly what was PUT")
     func concurrentMixedLoad() async throws {

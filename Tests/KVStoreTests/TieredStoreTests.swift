@@ -15,7 +15,7 @@ private func bytes(_ value: UInt8, _ count: Int = 100) -> [UInt8] { [UInt8](repe
 
 private func payload(_ o: StoredObject?) -> [UInt8]? { o.map { Array($0.payload.readableBytesView) } }
 
-@Suite("storage tiers")
+@Suite("storage tiers", .timeLimit(.minutes(1)))
 struct TieredStoreTests {
     @Test("LRU index pops least recent first and touch refreshes")
     func lruIndexOrder() {

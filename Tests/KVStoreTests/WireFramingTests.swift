@@ -3,7 +3,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 
-@Suite("lm:// wire framing")
+@Suite("lm:// wire framing", .timeLimit(.minutes(1)))
 struct WireFramingTests {
     @Test("EXIST on a missing key answers the reference miss bytes")
     func existMissReferenceBytes() async throws {
@@ -75,6 +75,29 @@ struct WireFramingTests {
             return replies
         }
         for (i, r) in replies.enumerated() { #expect(r == [UInt8](repeating: UInt8(i), count: 10 + i)) }
+    }
+
+    @Test("a GET served from disk, pipelined with memory hits, is answered in request order")
+    func diskReadKeepsOrder() async throws {
+        let store = try await TestStore(memory: 100, dataDirectory: temporaryDirectory())
+        defer { Task { await store.stop() } }
+        let a = [UInt8](repeating: 0xA, count: 100), b = [UInt8](repeating: 0xB, count: 100)
+        try await RawConnection.with(port: store.port) { c in
+            try await c.send(Frame.put("a", a) + Frame.put("b", b) + Frame.exist("a"))
+            #expect(try await c.receive(32) == Frame.okReply)
+        }
+        await store.store.flushSpills()
+
+        #expect(store.store.usage().diskEntries == 1)
+        let replies = try await RawConnection.with(port: store.port) { c in
+            try await c.send(Frame.get("a") + Frame.get("b") + Frame.exist("a") + Frame.get("zz"))
+            return try await c.receive(132 + 132 + 32 + 32)
+        }
+        #expect(Array(replies[0..<8]) == Frame.le([200, 100]))
+        #expect(Array(replies[32..<132]) == a)
+        #expect(Array(replies[164..<264]) == b)
+        #expect(Array(replies[264..<296]) == Frame.okReply)
+        #expect(Array(replies[296...]) == Frame.missReply)
     }
 
     @Test("a PUT fed one byte at a time decodes to exactly one request with the exact payload")

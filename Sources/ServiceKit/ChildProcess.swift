@@ -1,0 +1,100 @@
+import Foundation
+
+/// A helper process started by a command (a store or peer for a benchmark), stopped when its owner is done.
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
+    public let name: String
+
+    /// Starts `executable` with `arguments`; output goes to `logFile` when given, else is discarded.
+    public init(name: String, executable: String, arguments: [String], logFile: String? = nil) throws {
+        self.name = name
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let logFile, FileManager.default.createFile(atPath: logFile, contents: nil),
+           let handle = FileHandle(forWritingAtPath: logFile) {
+            process.standardOutput = handle
+            process.standardError = handle
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+    }
+
+    /// Sends SIGTERM, waits up to `grace`, then SIGKILL.
+    public func stop(grace: Duration = .seconds(5)) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop(grace: .seconds(1)) }
+
+    /// Waits until something accepts TCP connections on host:port, or the child exits, or `timeout` passes.
+    public func waitUntilListening(host: String, port: Int, timeout: Duration = .seconds(30)) throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                throw ChildProcessError.exited(name: name, status: process.terminationStatus)
+            }
+            if canConnect(host: host, port: port) { return }
+            usleep(20_000)
+        }
+        throw ChildProcessError.notListening(name: name, port: port)
+    }
+
+    /// The absolute path of the running executable (to start sibling services from the same binary).
+    public static var currentExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// Finds `name` on PATH.
+    public static func which(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+}
+
+public enum ChildProcessError: Error, CustomStringConvertible {
+    case exited(name: String, status: Int32)
+    case notListening(name: String, port: Int)
+
+    public var description: String {
+        switch self {
+        case .exited(let name, let status): return "\(name) exited with status \(status) before it was ready"
+        case .notListening(let name, let port): return "\(name) did not listen on port \(port) in time"
+        }
+    }
+}
+
+/// A TCP port that nothing listens on right now (bind to port 0, read it back, release it).
+public func findFreePort(host: String = "127.0.0.1") -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr(host)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+private func canConnect(host: String, port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr(host)
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
