@@ -20,6 +20,8 @@ public struct KVBenchConfig: Sendable {
     /// Payload bytes each phase moves (at least `minOpsPerConnection` ops per connection).
     public var bytesPerPhase = 256 << 20
     public var minOpsPerConnection = 4
+    /// Each phase runs this many times; the run with the median throughput is reported (a 2-core machine is noisy).
+    public var repeats = 3
 
     public init() {}
 
@@ -51,10 +53,17 @@ public func runKVStoreBench(targets: [KVBenchTarget], config: KVBenchConfig,
                 let ops = config.opsPerConnection(size: size, concurrency: concurrency)
                 progress("\(target.name): \(ops * concurrency) × \(size >> 10) KiB over \(concurrency) connection(s)")
                 let connections = try (0..<concurrency).map { _ in try target.connect() }
-                let prefix = "bench-\(size)-\(concurrency)"
+                var runs: [String: [KVBenchPhase]] = [:]
+                for run in 0..<max(1, config.repeats) {
+                    let prefix = "bench-\(size)-\(concurrency)-\(run)"
+                    for op in ["put", "get"] {
+                        runs[op, default: []].append(try runPhase(target: target.name, op: op, size: size, ops: ops,
+                                                                  connections: connections, keyPrefix: prefix))
+                    }
+                }
                 for op in ["put", "get"] {
-                    results.append(try runPhase(target: target.name, op: op, size: size, ops: ops,
-                                                connections: connections, keyPrefix: prefix))
+                    let sorted = runs[op]!.sorted { $0.megabytesPerSecond < $1.megabytesPerSecond }
+                    results.append(sorted[sorted.count / 2])
                 }
             }
         }

@@ -13,6 +13,7 @@ struct KVStoreBenchCommand: ParsableCommand {
     @Option(help: "Value sizes, comma-separated.") var sizes = "64KiB,1MiB,10MiB"
     @Option(help: "Connection counts, comma-separated.") var concurrency = "1,16"
     @Option(help: "Payload bytes per phase (each phase does at least 4 ops per connection).") var bytesPerPhase = ByteSize(bytes: 256 << 20)
+    @Option(help: "Runs per phase; the median-throughput run is reported.") var repeats = 3
     @Option(help: "Use a running lm:// store at HOST:PORT instead of starting one.") var lm: String?
     @Option(help: "Use a running redis at HOST:PORT instead of starting redis-server.") var redis: String?
     @Option(help: "Write the results as JSON to this file.") var json: String?
@@ -22,6 +23,7 @@ struct KVStoreBenchCommand: ParsableCommand {
         config.valueSizes = try sizes.split(separator: ",").map { try ByteSize(parsing: String($0)).bytes }
         config.concurrencies = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         config.bytesPerPhase = bytesPerPhase.bytes
+        config.repeats = repeats
         guard !config.valueSizes.isEmpty, !config.concurrencies.isEmpty, config.concurrencies.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--sizes and --concurrency need at least one positive value each")
         }
@@ -53,7 +55,7 @@ struct KVStoreBenchCommand: ParsableCommand {
             return ("127.0.0.1", port)
         }()
 
-        print("swiftwise lm://\(lmHost):\(lmPort) vs redis \(redisHost):\(redisPort); \(bytesPerPhase) per phase")
+        print("swiftwise lm://\(lmHost):\(lmPort) vs redis \(redisHost):\(redisPort); \(bytesPerPhase) per phase, median of \(repeats) runs")
         let phases = try runKVStoreBench(
             targets: [.lm(host: lmHost, port: lmPort), .redis(host: redisHost, port: redisPort)],
             config: config) { line in
