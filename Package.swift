@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Shared service plumbing: byte sizes, logging, the Prometheus /metrics endpoint.
@@ -47,6 +48,27 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // OpenAI-compatible request/response types shared by the server, the proxy and the benchmarks.
+        .target(
+            name: "OpenAIAPI",
+            swiftSettings: strict
+        ),
+        // The PD router: prefill copy, decode relay, routing policies, health, admin.
+        .target(
+            name: "Proxy",
+            dependencies: [
+                "OpenAIAPI",
+                "ServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // Load generators and reports; measures us against peers in the same run.
         .target(
             name: "Bench",
@@ -57,6 +79,7 @@ let package = Package(
             name: "swiftwise",
             dependencies: [
                 "KVStore",
+                "Proxy",
                 "Bench",
                 "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -76,6 +99,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "Proxy",
+                "ServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
