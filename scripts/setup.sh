@@ -18,3 +18,6 @@ command -v swift >/dev/null || { echo "error: the Swift toolchain (swift) is not
 echo "==> building swiftwise (release)"
 swift build -c release --product swiftwise
 echo "==> built $(swift build -c release --show-bin-path)/swiftwise"
+
+echo "==> default model"
+scripts/fetch-model.sh >/dev/null

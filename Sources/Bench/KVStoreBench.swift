@@ -92,7 +92,7 @@ private func runPhase(target: String, op: String, size: Int, ops: Int, connectio
     return KVBenchPhase(
         target: target, op: op, valueBytes: size, connections: connections.count, operations: latencies.count,
         seconds: seconds, megabytesPerSecond: total / seconds / 1e6,
-        p50Milliseconds: percentile(latencies, 0.50) * 1e3, p99Milliseconds: percentile(latencies, 0.99) * 1e3)
+        p50Milliseconds: percentileOf(latencies, 0.50) * 1e3, p99Milliseconds: percentileOf(latencies, 0.99) * 1e3)
 }
 
 /// One client thread's share of a phase; its payload buffer is allocated once and reused for every op.
@@ -138,11 +138,6 @@ private final class PhaseWorker: @unchecked Sendable {
         buffer.storeBytes(of: stamp, as: UInt64.self)
         buffer.storeBytes(of: stamp, toByteOffset: size - 8, as: UInt64.self)
     }
-}
-
-private func percentile(_ sorted: [Double], _ q: Double) -> Double {
-    guard !sorted.isEmpty else { return 0 }
-    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)]
 }
 
 extension Duration {
