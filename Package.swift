@@ -48,6 +48,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Model checkpoints: memory-mapped, bounds-checked GGUF (and later safetensors) readers.
+        .target(
+            name: "ModelFiles",
+            swiftSettings: strict
+        ),
+        // Tokenizers: byte-level BPE from GGUF vocabularies, pre-tokenizers, streaming detokenizer.
+        .target(
+            name: "Tokenizers",
+            dependencies: ["ModelFiles"],
+            swiftSettings: strict
+        ),
         // OpenAI-compatible request/response types shared by the server, the proxy and the benchmarks.
         .target(
             name: "OpenAIAPI",
@@ -120,6 +131,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ModelRuntimeTests",
+            dependencies: ["ModelFiles", "Tokenizers"],
             swiftSettings: strict
         ),
         .testTarget(
