@@ -59,6 +59,11 @@ let package = Package(
             dependencies: ["ModelFiles"],
             swiftSettings: strict
         ),
+        // The Jinja subset chat templates use, rendering exactly as transformers' jinja2 environment.
+        .target(
+            name: "Jinja",
+            swiftSettings: strict
+        ),
         // OpenAI-compatible request/response types shared by the server, the proxy and the benchmarks.
         .target(
             name: "OpenAIAPI",
@@ -135,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelRuntimeTests",
-            dependencies: ["ModelFiles", "Tokenizers"],
+            dependencies: ["ModelFiles", "Tokenizers", "Jinja"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,111 @@
+/// Template → text / `{{ output }}` / `{% statement %}` pieces, applying whitespace control as transformers'
+/// environment does: `trim_blocks` (drop the newline after a block or comment tag), `lstrip_blocks` (drop the
+/// indentation before a block tag alone on its line) and explicit `-` markers.
+enum Piece: Equatable {
+    case text(String)
+    case output(String)
+    case statement(String)
+}
+
+public struct TemplateError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public var description: String { message }
+    public init(_ message: String) { self.message = message }
+}
+
+enum Lexer {
+    static func pieces(_ source: String) throws -> [Piece] {
+        let s = Array(source.unicodeScalars)
+        var pieces: [Piece] = []
+        var text = String.UnicodeScalarView()
+        var i = 0
+        var trimNextNewline = false
+        var stripNextWhitespace = false
+        var runStartsAtLineStart = true  // the pending text run begins at a line start of the source
+        func flushText() {
+            if !text.isEmpty { pieces.append(.text(String(text))) }
+            text = String.UnicodeScalarView()
+        }
+        while i < s.count {
+            let opens = i + 1 < s.count && s[i] == "{" && (s[i + 1] == "{" || s[i + 1] == "%" || s[i + 1] == "#")
+            if !opens {
+                if stripNextWhitespace && s[i].properties.isWhitespace {
+                    if s[i] == "\n" { runStartsAtLineStart = true }
+                    i += 1
+                    continue
+                }
+                stripNextWhitespace = false
+                if trimNextNewline {
+                    trimNextNewline = false
+                    if s[i] == "\n" { i += 1; runStartsAtLineStart = true; continue }
+                }
+                text.append(s[i])
+                i += 1
+                continue
+            }
+            stripNextWhitespace = false
+            trimNextNewline = false
+            let kind = s[i + 1]
+            let close: Unicode.Scalar = kind == "{" ? "}" : kind == "%" ? "%" : "#"
+            var j = i + 2
+            let stripBefore = j < s.count && s[j] == "-"
+            let keepBefore = j < s.count && s[j] == "+"
+            if stripBefore || keepBefore { j += 1 }
+            // Find the closing marker, skipping quoted strings inside expressions.
+            var k = j
+            var quote: Unicode.Scalar?
+            while k + 1 < s.count {
+                if let q = quote {
+                    if s[k] == "\\" { k += 2; continue }
+                    if s[k] == q { quote = nil }
+                } else if kind != "#" && (s[k] == "'" || s[k] == "\"") {
+                    quote = s[k]
+                } else if s[k] == close && s[k + 1] == "}" {
+                    break
+                }
+                k += 1
+            }
+            guard k + 1 < s.count else { throw TemplateError("unclosed tag starting at character \(i)") }
+            var bodyEnd = k
+            let stripAfter = bodyEnd > j && s[bodyEnd - 1] == "-"
+            if stripAfter { bodyEnd -= 1 }
+            if stripBefore {
+                while let last = text.last, last.properties.isWhitespace { text.removeLast() }
+            } else if kind != "{" && !keepBefore {
+                // lstrip_blocks: drop spaces/tabs between the start of the line (in the source) and the tag.
+                var idx = text.endIndex
+                while idx > text.startIndex, text[text.index(before: idx)] == " " || text[text.index(before: idx)] == "\t" {
+                    idx = text.index(before: idx)
+                }
+                let atLineStart = idx > text.startIndex ? text[text.index(before: idx)] == "\n" : runStartsAtLineStart
+                if atLineStart { text.removeSubrange(idx..<text.endIndex) }
+            }
+            flushText()
+            let body = String(String.UnicodeScalarView(s[j..<bodyEnd])).trimmingWhitespace
+            switch kind {
+            case "{": pieces.append(.output(body))
+            case "%": pieces.append(.statement(body))
+            default: break
+            }
+            i = k + 2
+            runStartsAtLineStart = false
+            if stripAfter {
+                stripNextWhitespace = true
+            } else if kind != "{" {
+                trimNextNewline = true
+            }
+        }
+        flushText()
+        return pieces
+    }
+
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s.removeFirst() }
+        while s.last?.isWhitespace == true { s.removeLast() }
+        return String(s)
+    }
+}
