@@ -7,6 +7,10 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// Numeric code is compiled optimized even in debug builds: the test suite (debug) runs real models, which
+/// would be 10-50x slower unoptimized.
+let optimizedAlways: [SwiftSetting] = strict + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "swiftwise",
     platforms: [.macOS(.v15)],
@@ -52,6 +56,18 @@ let package = Package(
         .target(
             name: "ModelFiles",
             swiftSettings: strict
+        ),
+        // dtypes, dequantization and CPU kernels (the reference backend).
+        .target(
+            name: "TensorKit",
+            dependencies: ["ModelFiles"],
+            swiftSettings: optimizedAlways
+        ),
+        // One file per architecture family; the forward pass reads as the math.
+        .target(
+            name: "Models",
+            dependencies: ["ModelFiles", "TensorKit"],
+            swiftSettings: optimizedAlways
         ),
         // Tokenizers: byte-level BPE from GGUF vocabularies, pre-tokenizers, streaming detokenizer.
         .target(
@@ -103,6 +119,10 @@ let package = Package(
                 "KVStore",
                 "Proxy",
                 "Bench",
+                "ModelFiles",
+                "Models",
+                "Tokenizers",
+                "Jinja",
                 "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -140,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelRuntimeTests",
-            dependencies: ["ModelFiles", "Tokenizers", "Jinja"],
+            dependencies: ["ModelFiles", "Tokenizers", "Jinja", "TensorKit", "Models"],
             swiftSettings: strict
         ),
         .testTarget(

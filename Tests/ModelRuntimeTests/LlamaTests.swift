@@ -1,0 +1,51 @@
+import Foundation
+import ModelFiles
+import Models
+import Testing
+import Tokenizers
+
+@Suite("Llama forward pass on the default model", .timeLimit(.minutes(5)))
+struct LlamaTests {
+    static let gguf = try! GGUFFile(path: TestData.defaultModelPath)
+    static let model = try! LlamaModel(gguf: gguf)
+    static let tokenizer = try! BPETokenizer(gguf: gguf)
+
+    static func greedy(_ ids: [Int], steps: Int) -> [Int] {
+        let cache = KVCache(config: model.config, capacity: ids.count + steps + 1)
+        var logits = model.forward(ids, cache: cache)
+        var out: [Int] = []
+        for _ in 0..<steps {
+            let next = logits.indices.max { logits[$0] < logits[$1] }!
+            out.append(next)
+            logits = model.forward([next], cache: cache)
+        }
+        return out
+    }
+
+    @Test("greedy 'The capital of France is' continues with ' Paris'")
+    func capitalOfFrance() {
+        let ids = Self.tokenizer.encode("The capital of France is", parseSpecial: false)
+        let text = Self.tokenizer.decode(Self.greedy(ids, steps: 3))
+        #expect(text.hasPrefix(" Paris"), "\(text.debugDescription)")
+    }
+
+    @Test("the config is read from the GGUF")
+    func config() {
+        let c = Self.model.config
+        #expect(c.layers == 30 && c.hiddenSize == 576 && c.heads == 9 && c.kvHeads == 3 && c.headDim == 64)
+        #expect(c.ffnSize == 1536 && c.vocabSize == 49152 && c.ropeTheta == 100_000)
+    }
+
+    @Test("batch invariance: prefill in one batch gives the same logits as token by token")
+    func batchInvariance() {
+        let ids = Self.tokenizer.encode("Batch invariance means the same numbers whatever the batch.", parseSpecial: false)
+        let all = KVCache(config: Self.model.config, capacity: ids.count)
+        let batched = Self.model.forward(ids, cache: all, allLogits: true)
+        let one = KVCache(config: Self.model.config, capacity: ids.count)
+        let vocab = Self.model.config.vocabSize
+        for (t, id) in ids.enumerated() {
+            let logits = Self.model.forward([id], cache: one)
+            #expect(Array(batched[t * vocab..<(t + 1) * vocab]) == logits, "position \(t)")
+        }
+    }
+}
