@@ -9,7 +9,10 @@ let strict: [SwiftSetting] = [
 
 /// Numeric code is compiled optimized even in debug builds: the test suite (debug) runs real models, which
 /// would be 10-50x slower unoptimized.
-let optimizedAlways: [SwiftSetting] = strict + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let optimizedAlways: [SwiftSetting] = strict + [
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+    .unsafeFlags(["-target-cpu", "haswell"]),
+]
 
 let package = Package(
     name: "swiftwise",

@@ -12,13 +12,15 @@ public final class LlamaModel: @unchecked Sendable {
     /// inv_freq[i] = θ^(−2i/d) for the rotate-half RoPE pairs (i, i + d/2).
     let inverseFrequencies: [Float]
 
-    public init(gguf: GGUFFile) throws(ModelFileError) {
+    /// `reference`: dequantize every matrix to fp32 (the reference path); otherwise quantized matrices stay
+    /// quantized in memory and are dequantized inside the dot products.
+    public init(gguf: GGUFFile, reference: Bool = false) throws(ModelFileError) {
         let config = try ModelConfig(gguf: gguf)
         guard ["llama", "mistral", "qwen2"].contains(config.architecture) else {
             throw .unsupported(path: gguf.path, field: "general.architecture", "'\(config.architecture)'")
         }
         self.config = config
-        weights = try LlamaWeights(gguf: gguf, config: config)
+        weights = try LlamaWeights(gguf: gguf, config: config, keepQuantized: !reference)
         let half = config.headDim / 2
         inverseFrequencies = (0..<half).map { i in powf(config.ropeTheta, -Float(2 * i) / Float(config.headDim)) }
     }
@@ -40,12 +42,8 @@ public final class LlamaModel: @unchecked Sendable {
         var up = [Float](repeating: 0, count: T * F)
         var delta = [Float](repeating: 0, count: T * D)      // a sublayer's output [T × D]
 
-        for (t, token) in tokens.enumerated() {
-            x.withUnsafeMutableBufferPointer { xb in
-                weights.embedding.withUnsafeBufferPointer { e in
-                    (xb.baseAddress! + t * D).update(from: e.baseAddress! + token * D, count: D)
-                }
-            }
+        x.withUnsafeMutableBufferPointer { xb in
+            for (t, token) in tokens.enumerated() { weights.embedding.row(token, into: xb.baseAddress! + t * D) }
         }
         for l in 0..<c.layers {
             let w = weights.layers[l]
@@ -83,24 +81,19 @@ public final class LlamaModel: @unchecked Sendable {
             CPUKernels.rmsNorm(xb.baseAddress! + first * D, rows: rows, size: D, weight: weights.outputNorm, eps: c.rmsEps, into: &normed)
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        project(normed, rows, D, weights.output ?? weights.embedding, c.vocabSize, nil, &logits)
+        project(normed, rows, D, weights.output, c.vocabSize, nil, &logits)
         return logits
     }
 
-    private func project(_ x: [Float], _ rows: Int, _ inputs: Int, _ w: [Float], _ outputs: Int, _ bias: [Float]?,
+    private func project(_ x: [Float], _ rows: Int, _ inputs: Int, _ w: Matrix, _ outputs: Int, _ bias: [Float]?,
                          _ y: inout [Float]) {
+        precondition(w.inputs == inputs && w.outputs == outputs)
         x.withUnsafeBufferPointer { xb in
-            w.withUnsafeBufferPointer { wb in
-                y.withUnsafeMutableBufferPointer { yb in
-                    if let bias {
-                        bias.withUnsafeBufferPointer { bb in
-                            CPUKernels.matmul(xb.baseAddress!, rows: rows, inputs: inputs, wb.baseAddress!, outputs: outputs,
-                                              bias: bb.baseAddress!, into: yb.baseAddress!)
-                        }
-                    } else {
-                        CPUKernels.matmul(xb.baseAddress!, rows: rows, inputs: inputs, wb.baseAddress!, outputs: outputs,
-                                          into: yb.baseAddress!)
-                    }
+            y.withUnsafeMutableBufferPointer { yb in
+                if let bias {
+                    bias.withUnsafeBufferPointer { w.multiply(xb.baseAddress!, rows: rows, bias: $0.baseAddress!, into: yb.baseAddress!) }
+                } else {
+                    w.multiply(xb.baseAddress!, rows: rows, into: yb.baseAddress!)
                 }
             }
         }

@@ -14,12 +14,13 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "The prompt text.") var prompt: String
     @Option(help: "Tokens to generate.") var maxTokens = 32
     @Flag(help: "Wrap the prompt as a user message with the model's chat template.") var chat = false
+    @Flag(help: "Dequantize all weights to fp32 (the reference path) instead of computing on quantized blocks.") var reference = false
 
     func run() throws {
         let loadStart = ContinuousClock.now
         let gguf = try GGUFFile(path: model)
         let tokenizer = try BPETokenizer(gguf: gguf)
-        let llama = try LlamaModel(gguf: gguf)
+        let llama = try LlamaModel(gguf: gguf, reference: reference)
         var text = prompt
         if chat {
             guard let source = gguf.string("tokenizer.chat_template") else { throw ValidationError("\(model) has no chat template") }

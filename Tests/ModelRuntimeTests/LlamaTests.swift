@@ -29,6 +29,43 @@ struct LlamaTests {
         #expect(text.hasPrefix(" Paris"), "\(text.debugDescription)")
     }
 
+    struct Reference: Decodable {
+        struct TeacherForced: Decodable { var ids: [Int]; var argmax_ids: [Int]; var max_logit: [Double] }
+        struct Greedy: Decodable { var prompt_ids: [Int]; var new_ids_ignore_eos: [Int] }
+        var teacher_forced: TeacherForced
+        var greedy: Greedy
+    }
+
+    static let reference: Reference = {
+        let data = try! Data(contentsOf: TestData.fixture("reference/smollm2-q4_1.json"))
+        return try! JSONDecoder().decode(Reference.self, from: data)
+    }()
+
+    @Test("teacher-forced top-1 agreement with transformers on the dequantized model is at least 99% over 256 tokens")
+    func teacherForcedAgreement() {
+        let ref = Self.reference.teacher_forced
+        let cache = KVCache(config: Self.model.config, capacity: ref.ids.count)
+        let logits = Self.model.forward(ref.ids, cache: cache, allLogits: true)
+        let vocab = Self.model.config.vocabSize
+        var agree = 0
+        var maxLogitError = 0.0
+        for t in 0..<ref.argmax_ids.count {
+            let row = logits[t * vocab..<(t + 1) * vocab]
+            let best = row.indices.max { row[$0] < row[$1] }! - t * vocab
+            if best == ref.argmax_ids[t] { agree += 1 }
+            maxLogitError = max(maxLogitError, abs(Double(row.max()!) - ref.max_logit[t]) / max(1, abs(ref.max_logit[t])))
+        }
+        let rate = Double(agree) / Double(ref.argmax_ids.count)
+        #expect(rate >= 0.99, "agreement \(agree)/\(ref.argmax_ids.count)")
+        #expect(maxLogitError < 1e-3, "max relative error of the top logit \(maxLogitError)")
+    }
+
+    @Test("greedy continuation equals transformers' token for token")
+    func greedyMatchesTransformers() {
+        let ref = Self.reference.greedy
+        #expect(Self.greedy(ref.prompt_ids, steps: ref.new_ids_ignore_eos.count) == ref.new_ids_ignore_eos)
+    }
+
     @Test("the config is read from the GGUF")
     func config() {
         let c = Self.model.config

@@ -1,0 +1,83 @@
+/// Quantized rows repacked at load for Swift SIMD without lane conversions (Swift's integer→float SIMD
+/// initializers compile to scalar loops; bit tricks on whole vectors do not):
+/// - nibbles of 4 blocks are one 64-byte group, read as 16 × UInt32; shifting a lane by 4·s and masking gives 16
+///   4-bit values, which become floats by OR-ing into the mantissa of 2^23 and subtracting 2^23;
+/// - the activation row is permuted once per matmul into the same lane order (`permute`), so every group is 8
+///   vector FMAs;
+/// - per-block scale d and min m are fp32 (Q4_1: x = d·q + m; Q4_0 stores m = −8·d), rows padded to whole groups.
+struct PackedQ4: @unchecked Sendable {
+    let rows: Int
+    let blocks: Int          // real blocks per row
+    let groups: Int          // groups of 4 blocks per row (padded)
+    var nibbles: [UInt32]    // [rows][groups][16]
+    var scales: [Float]      // [rows][groups·4]
+    var mins: [Float]        // [rows][groups·4]
+
+    init(raw: UnsafeRawBufferPointer, rows: Int, inputs: Int, type: GGMLTypeTag, rowOrder: [Int]) {
+        self.rows = rows
+        blocks = inputs / 32
+        groups = (blocks + 3) / 4
+        let stride = type == .q4_1 ? 20 : 18
+        let rowBytes = blocks * stride
+        var nibbles = [UInt32](repeating: 0, count: rows * groups * 16)
+        var scales = [Float](repeating: 0, count: rows * groups * 4)
+        var mins = [Float](repeating: 0, count: rows * groups * 4)
+        for (o, src) in rowOrder.enumerated() {
+            for b in 0..<blocks {
+                let block = raw.baseAddress! + src * rowBytes + b * stride
+                let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+                scales[o * groups * 4 + b] = d
+                mins[o * groups * 4 + b] = type == .q4_1 ? Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) : -8 * d
+                let q = block + (type == .q4_1 ? 4 : 2)
+                for w in 0..<4 { nibbles[(o * groups + b / 4) * 16 + (b % 4) * 4 + w] = q.loadUnaligned(fromByteOffset: w * 4, as: UInt32.self) }
+            }
+        }
+        (self.nibbles, self.scales, self.mins) = (nibbles, scales, mins)
+    }
+
+    /// x in the lane order of the packed nibbles: for group g, shift s, lane (4·blk + j) holds element
+    /// e(s, j) of block 4g+blk, where e = 4j + s/2 for even s (low nibbles) and 4j + (s−1)/2 + 16 for odd s.
+    static func permute(_ x: UnsafePointer<Float>, blocks: Int, groups: Int, into xp: UnsafeMutablePointer<Float>) {
+        for g in 0..<groups {
+            for s in 0..<8 {
+                for blk in 0..<4 {
+                    let b = g * 4 + blk
+                    for j in 0..<4 {
+                        let e = s % 2 == 0 ? 4 * j + s / 2 : 4 * j + (s - 1) / 2 + 16
+                        xp[((g * 8 + s) * 16) + blk * 4 + j] = b < blocks ? x[b * 32 + e] : 0
+                    }
+                }
+            }
+        }
+    }
+
+    /// Σ_i W[row][i]·x[i] given the permuted x and the per-block sums of x.
+    @inline(__always)
+    func dot(row: Int, xp: UnsafePointer<Float>, blockSums: UnsafePointer<Float>,
+             nibbles nb: UnsafePointer<UInt32>, scales sc: UnsafePointer<Float>, mins mn: UnsafePointer<Float>) -> Float {
+        let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
+        let mask = SIMD16<UInt32>(repeating: 0xF)
+        let bias = SIMD16<Float>(repeating: 8_388_608)
+        var acc = SIMD16<Float>()
+        let words = UnsafeRawPointer(nb + row * groups * 16)
+        let x = UnsafeRawPointer(xp)
+        for g in 0..<groups {
+            let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
+            var partial = SIMD16<Float>()
+            for s in 0..<8 {
+                let q = unsafeBitCast(((w &>> UInt32(4 * s)) & mask) | magic, to: SIMD16<Float>.self) - bias
+                partial += q * x.loadUnaligned(fromByteOffset: (g * 8 + s) * 64, as: SIMD16<Float>.self)
+            }
+            let d = UnsafeRawPointer(sc + row * groups * 4 + g * 4).loadUnaligned(as: SIMD4<Float>.self)
+            let scale = SIMD16<Float>(lowHalf: SIMD8(lowHalf: SIMD4(repeating: d[0]), highHalf: SIMD4(repeating: d[1])),
+                                      highHalf: SIMD8(lowHalf: SIMD4(repeating: d[2]), highHalf: SIMD4(repeating: d[3])))
+            acc += partial * scale
+        }
+        var offset: Float = 0
+        let m = mn + row * groups * 4
+        for b in 0..<blocks { offset += m[b] * blockSums[b] }
+        return acc.sum() + offset
+    }
+}
+
+enum GGMLTypeTag { case q4_0, q4_1 }

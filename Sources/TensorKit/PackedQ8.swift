@@ -1,0 +1,60 @@
+/// Q8_0 rows repacked like `PackedQ4`: two blocks' 64 int8 weights read as 16 × UInt32, a byte per lane per shift
+/// (k = 0...3), turned into floats by the 2^23 mantissa trick after flipping the sign bit (x ^ 0x80 = x + 128).
+struct PackedQ8: @unchecked Sendable {
+    let rows: Int
+    let blocks: Int
+    let groups: Int          // groups of 2 blocks (padded)
+    var bytes: [UInt32]      // [rows][groups][16]
+    var scales: [Float]      // [rows][groups·2]
+
+    init(raw: UnsafeRawBufferPointer, rows: Int, inputs: Int, rowOrder: [Int]) {
+        self.rows = rows
+        blocks = inputs / 32
+        groups = (blocks + 1) / 2
+        let rowBytes = blocks * 34
+        var bytes = [UInt32](repeating: 0, count: rows * groups * 16)
+        var scales = [Float](repeating: 0, count: rows * groups * 2)
+        for (o, src) in rowOrder.enumerated() {
+            for b in 0..<blocks {
+                let block = raw.baseAddress! + src * rowBytes + b * 34
+                scales[o * groups * 2 + b] = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+                for w in 0..<8 { bytes[(o * groups + b / 2) * 16 + (b % 2) * 8 + w] = (block + 2).loadUnaligned(fromByteOffset: w * 4, as: UInt32.self) }
+            }
+        }
+        (self.bytes, self.scales) = (bytes, scales)
+    }
+
+    /// x in lane order: for group g, shift k, lane j holds element 4·(j mod 8) + k of block 2g + j/8.
+    static func permute(_ x: UnsafePointer<Float>, blocks: Int, groups: Int, into xp: UnsafeMutablePointer<Float>) {
+        for g in 0..<groups {
+            for k in 0..<4 {
+                for j in 0..<16 {
+                    let b = 2 * g + j / 8
+                    xp[(g * 4 + k) * 16 + j] = b < blocks ? x[b * 32 + 4 * (j % 8) + k] : 0
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    func dot(row: Int, xp: UnsafePointer<Float>, bytes bp: UnsafePointer<UInt32>, scales sc: UnsafePointer<Float>) -> Float {
+        let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
+        let mask = SIMD16<UInt32>(repeating: 0xFF)
+        let flip = SIMD16<UInt32>(repeating: 0x80)
+        let bias = SIMD16<Float>(repeating: 8_388_608 + 128)
+        var acc = SIMD16<Float>()
+        let words = UnsafeRawPointer(bp + row * groups * 16)
+        let x = UnsafeRawPointer(xp)
+        for g in 0..<groups {
+            let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
+            var partial = SIMD16<Float>()
+            for k in 0..<4 {
+                let q = unsafeBitCast((((w &>> UInt32(8 * k)) & mask) ^ flip) | magic, to: SIMD16<Float>.self) - bias
+                partial += q * x.loadUnaligned(fromByteOffset: (g * 4 + k) * 64, as: SIMD16<Float>.self)
+            }
+            let d0 = sc[row * groups * 2 + 2 * g], d1 = sc[row * groups * 2 + 2 * g + 1]
+            acc += partial * SIMD16<Float>(lowHalf: SIMD8(repeating: d0), highHalf: SIMD8(repeating: d1))
+        }
+        return acc.sum()
+    }
+}
