@@ -10,10 +10,13 @@ struct HealthChecker: Sendable {
     let interval: Duration
     let logger: Logger
 
+    /// Probes every `interval`, the first one an interval after start: until then backends are presumed healthy
+    /// and passive ejection covers failures.
     func run() async {
         while !Task.isCancelled {
-            await probeAll()
             try? await Task.sleep(for: interval)
+            guard !Task.isCancelled else { return }
+            await probeAll()
         }
     }
 

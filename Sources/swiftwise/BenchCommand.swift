@@ -5,5 +5,5 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks against peers measured in the same run.",
-        subcommands: [KVStoreBenchCommand.self, ProxyBenchCommand.self, StubNodeCommand.self])
+        subcommands: [KVStoreBenchCommand.self, ProxyBenchCommand.self, ModelBenchCommand.self, StubNodeCommand.self])
 }
