@@ -89,13 +89,13 @@ public struct Matrix: @unchecked Sendable {
     private func multiplyQ4(_ p: PackedQ4, _ x: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
         let (n, m) = (inputs, outputs)
         var xp = [Float](repeating: 0, count: rows * p.groups * 128)
-        var sums = [Float](repeating: 0, count: rows * p.blocks)
+        var sums = [Float](repeating: 0, count: rows * p.groups * 4)  // padded with zeros to whole groups
         for t in 0..<rows {
             xp.withUnsafeMutableBufferPointer { PackedQ4.permute(x + t * n, blocks: p.blocks, groups: p.groups, into: $0.baseAddress! + t * p.groups * 128) }
             for b in 0..<p.blocks {
                 var s: Float = 0
                 for i in 0..<32 { s += x[t * n + b * 32 + i] }
-                sums[t * p.blocks + b] = s
+                sums[t * p.groups * 4 + b] = s
             }
         }
         let chunk = 32
@@ -109,7 +109,7 @@ public struct Matrix: @unchecked Sendable {
                 for o in c * chunk..<min(m, (c + 1) * chunk) {
                     let b = bs.map { $0.pointer[o] } ?? 0
                     for t in 0..<rows {
-                        y[t * m + o] = p.dot(row: o, xp: xs.pointer + t * p.groups * 128, blockSums: ss.pointer + t * p.blocks,
+                        y[t * m + o] = p.dot(row: o, xp: xs.pointer + t * p.groups * 128, blockSums: ss.pointer + t * p.groups * 4,
                                              nibbles: ns.pointer, scales: cs.pointer, mins: ms.pointer) + b
                     }
                 }

@@ -51,7 +51,8 @@ struct PackedQ4: @unchecked Sendable {
         }
     }
 
-    /// Σ_i W[row][i]·x[i] given the permuted x and the per-block sums of x.
+    /// Σ_i W[row][i]·x[i] given the permuted x and the per-block sums of x (padded with zeros to whole groups).
+    /// Shifts are spelled out (constant shifts vectorize; a loop variable does not) and products are fused.
     @inline(__always)
     func dot(row: Int, xp: UnsafePointer<Float>, blockSums: UnsafePointer<Float>,
              nibbles nb: UnsafePointer<UInt32>, scales sc: UnsafePointer<Float>, mins mn: UnsafePointer<Float>) -> Float {
@@ -61,22 +62,35 @@ struct PackedQ4: @unchecked Sendable {
         var acc = SIMD16<Float>()
         let words = UnsafeRawPointer(nb + row * groups * 16)
         let x = UnsafeRawPointer(xp)
+        @inline(__always) func lanes(_ w: SIMD16<UInt32>, _ shift: UInt32) -> SIMD16<Float> {
+            unsafeBitCast(((w &>> shift) & mask) | magic, to: SIMD16<Float>.self) - bias
+        }
+        @inline(__always) func xs(_ g: Int, _ s: Int) -> SIMD16<Float> {
+            x.loadUnaligned(fromByteOffset: (g * 8 + s) * 64, as: SIMD16<Float>.self)
+        }
         for g in 0..<groups {
             let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
-            var partial = SIMD16<Float>()
-            for s in 0..<8 {
-                let q = unsafeBitCast(((w &>> UInt32(4 * s)) & mask) | magic, to: SIMD16<Float>.self) - bias
-                partial += q * x.loadUnaligned(fromByteOffset: (g * 8 + s) * 64, as: SIMD16<Float>.self)
-            }
+            var p0 = lanes(w, 0) * xs(g, 0)
+            var p1 = lanes(w, 4) * xs(g, 1)
+            p0.addProduct(lanes(w, 8), xs(g, 2))
+            p1.addProduct(lanes(w, 12), xs(g, 3))
+            p0.addProduct(lanes(w, 16), xs(g, 4))
+            p1.addProduct(lanes(w, 20), xs(g, 5))
+            p0.addProduct(lanes(w, 24), xs(g, 6))
+            p1.addProduct(lanes(w, 28), xs(g, 7))
             let d = UnsafeRawPointer(sc + row * groups * 4 + g * 4).loadUnaligned(as: SIMD4<Float>.self)
             let scale = SIMD16<Float>(lowHalf: SIMD8(lowHalf: SIMD4(repeating: d[0]), highHalf: SIMD4(repeating: d[1])),
                                       highHalf: SIMD8(lowHalf: SIMD4(repeating: d[2]), highHalf: SIMD4(repeating: d[3])))
-            acc += partial * scale
+            acc.addProduct(p0 + p1, scale)
         }
-        var offset: Float = 0
-        let m = mn + row * groups * 4
-        for b in 0..<blocks { offset += m[b] * blockSums[b] }
-        return acc.sum() + offset
+        // Σ_b m_b · Σx_b over the padded blocks, four at a time.
+        var offsets = SIMD4<Float>()
+        let m = UnsafeRawPointer(mn + row * groups * 4), sums = UnsafeRawPointer(blockSums)
+        for g in 0..<groups {
+            offsets.addProduct(m.loadUnaligned(fromByteOffset: g * 16, as: SIMD4<Float>.self),
+                               sums.loadUnaligned(fromByteOffset: g * 16, as: SIMD4<Float>.self))
+        }
+        return acc.sum() + offsets.sum()
     }
 }
 

@@ -47,13 +47,19 @@ struct PackedQ8: @unchecked Sendable {
         let x = UnsafeRawPointer(xp)
         for g in 0..<groups {
             let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
-            var partial = SIMD16<Float>()
-            for k in 0..<4 {
-                let q = unsafeBitCast((((w &>> UInt32(8 * k)) & mask) ^ flip) | magic, to: SIMD16<Float>.self) - bias
-                partial += q * x.loadUnaligned(fromByteOffset: (g * 4 + k) * 64, as: SIMD16<Float>.self)
+            @inline(__always) func lanes(_ shift: UInt32) -> SIMD16<Float> {
+                unsafeBitCast((((w &>> shift) & mask) ^ flip) | magic, to: SIMD16<Float>.self) - bias
             }
+            @inline(__always) func xs(_ k: Int) -> SIMD16<Float> {
+                x.loadUnaligned(fromByteOffset: (g * 4 + k) * 64, as: SIMD16<Float>.self)
+            }
+            var partial = lanes(0) * xs(0)
+            var other = lanes(8) * xs(1)
+            partial.addProduct(lanes(16), xs(2))
+            other.addProduct(lanes(24), xs(3))
+            partial += other
             let d0 = sc[row * groups * 2 + 2 * g], d1 = sc[row * groups * 2 + 2 * g + 1]
-            acc += partial * SIMD16<Float>(lowHalf: SIMD8(repeating: d0), highHalf: SIMD8(repeating: d1))
+            acc.addProduct(partial, SIMD16<Float>(lowHalf: SIMD8(repeating: d0), highHalf: SIMD8(repeating: d1)))
         }
         return acc.sum()
     }
