@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,13 +64,24 @@ public enum CPUKernels {
         }
     }
 
-    /// Runs `body(i)` for i in 0..<count over all cores (inline when there is one chunk).
+    /// Worker threads for kernels: `SWIFTWISE_THREADS`, else every core. 1 runs everything inline.
+    public static let threads: Int = {
+        if let text = ProcessInfo.processInfo.environment["SWIFTWISE_THREADS"], let n = Int(text), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
+
+    /// Runs `body(i)` for i in 0..<count over `threads` threads, each taking a contiguous range (inline when there
+    /// is one thread or one item). A spinning worker pool measured 98 vs 69 tok/s decode here, but kept the test
+    /// process from exiting once (libdispatch parks an exiting main thread while other threads live): not yet in.
     public static func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
-        if count <= 1 {
-            if count == 1 { body(0) }
+        let workers = min(threads, count)
+        if workers <= 1 {
+            for i in 0..<count { body(i) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            for i in (count * w / workers)..<(count * (w + 1) / workers) { body(i) }
+        }
     }
 }
 
