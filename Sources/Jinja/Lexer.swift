@@ -68,7 +68,8 @@ enum Lexer {
             guard k + 1 < s.count else { throw TemplateError("unclosed tag starting at character \(i)") }
             var bodyEnd = k
             let stripAfter = bodyEnd > j && s[bodyEnd - 1] == "-"
-            if stripAfter { bodyEnd -= 1 }
+            let keepAfter = kind != "{" && bodyEnd > j && s[bodyEnd - 1] == "+"  // `+%}`: no trim_blocks here
+            if stripAfter || keepAfter { bodyEnd -= 1 }
             if stripBefore {
                 while let last = text.last, last.properties.isWhitespace { text.removeLast() }
             } else if kind != "{" && !keepBefore {
@@ -91,7 +92,7 @@ enum Lexer {
             runStartsAtLineStart = false
             if stripAfter {
                 stripNextWhitespace = true
-            } else if kind != "{" {
+            } else if kind != "{" && !keepAfter {
                 trimNextNewline = true
             }
         }

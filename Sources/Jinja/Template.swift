@@ -3,7 +3,10 @@ public struct Template: Sendable {
     let nodes: [Node]
 
     public init(_ source: String) throws {
-        var pieces = try Lexer.pieces(source)[...]
+        // jinja2 defaults: newlines normalized to "\n", and one trailing newline dropped (keep_trailing_newline=False).
+        var text = source.replacingAll("\r\n", with: "\n").replacingAll("\r", with: "\n")
+        if text.hasSuffix("\n") { text.removeLast() }
+        var pieces = try Lexer.pieces(text)[...]
         let (nodes, end) = try Self.parseBlock(&pieces, until: [])
         guard end == nil else { throw TemplateError("unexpected {% \(end!) %}") }
         self.nodes = nodes
