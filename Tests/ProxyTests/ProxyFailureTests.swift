@@ -10,25 +10,27 @@ struct ProxyFailureTests {
 
     @Test("a dead prefill node is retried once on another prefill node")
     func deadPrefillRetried() async throws {
-        let p = try await FakeNode.start("P"), d = try await FakeNode.start("D")
-        let proxy = try await TestProxy(prefill: [], decode: [d], extraPrefill: [deadURL()])
+        let p = try await FakeNode.start("P"), d = try await FakeNode.start("D"), dead = DeadPort()
+        let proxy = try await TestProxy(prefill: [], decode: [d], extraPrefill: [dead.url]) { $0.connectTimeout = .seconds(1) }
         _ = proxy.server.pool.add(role: .prefill, url: try Endpoints.parseOne(p.url))
         let r = try await post(proxy.url + "/v1/chat/completions", chatBody)
         #expect(r.status == 200)
         #expect(p.received.count == 1 && d.received.count == 1)
         #expect(try await get(proxy.url + "/metrics").body.contains("proxy_prefill_retries_total 1"))
         await proxy.stop(); await p.stop(); await d.stop()
+        withExtendedLifetime(dead) {}  // the refused port stays ours until the end
     }
 
     @Test("with no prefill node answering, the request goes straight to decode and is counted")
     func noPrefillGoesToDecode() async throws {
-        let p = try await FakeNode.start("P", .status(503)), d = try await FakeNode.start("D")
-        let proxy = try await TestProxy(prefill: [p], decode: [d], extraPrefill: [deadURL()])
+        let p = try await FakeNode.start("P", .status(503)), d = try await FakeNode.start("D"), dead = DeadPort()
+        let proxy = try await TestProxy(prefill: [p], decode: [d], extraPrefill: [dead.url]) { $0.connectTimeout = .seconds(1) }
         let r = try await post(proxy.url + "/v1/completions", #"{"prompt":"hello","max_tokens":5}"#)
         #expect(r.status == 200)
         #expect(d.received.count == 1)
         #expect(try await get(proxy.url + "/metrics").body.contains("proxy_prefill_skipped_total 1"))
         await proxy.stop(); await p.stop(); await d.stop()
+        withExtendedLifetime(dead) {}  // the refused port stays ours until the end
     }
 
     @Test("a 4xx from prefill goes back to the client with its body; decode is not called")
@@ -54,21 +56,23 @@ struct ProxyFailureTests {
 
     @Test("a dead decode node before the first byte gives a 502 OpenAI error, never an empty 200")
     func deadDecode() async throws {
-        let p = try await FakeNode.start("P")
-        let proxy = try await TestProxy(prefill: [p], decode: [], extraDecode: [deadURL()])
+        let p = try await FakeNode.start("P"), dead = DeadPort()
+        let proxy = try await TestProxy(prefill: [p], decode: [], extraDecode: [dead.url]) { $0.connectTimeout = .seconds(1) }
         let r = try await post(proxy.url + "/v1/chat/completions", chatBody)
         #expect(r.status == 502)
         #expect(errorOf(r)?["type"] as? String == "server_error")
         await proxy.stop(); await p.stop()
+        withExtendedLifetime(dead) {}  // the refused port stays ours until the end
     }
 
     @Test("a dead decode node is skipped for a live one when nothing was sent yet")
     func deadDecodeFailover() async throws {
-        let p = try await FakeNode.start("P"), d = try await FakeNode.start("D")
-        let proxy = try await TestProxy(prefill: [p], decode: [], extraDecode: [deadURL(), d.url])
+        let p = try await FakeNode.start("P"), d = try await FakeNode.start("D"), dead = DeadPort()
+        let proxy = try await TestProxy(prefill: [p], decode: [], extraDecode: [dead.url, d.url]) { $0.connectTimeout = .seconds(1) }
         for _ in 0..<2 { #expect(try await post(proxy.url + "/v1/chat/completions", chatBody).status == 200) }
         #expect(d.received.count == 2)
         await proxy.stop(); await p.stop(); await d.stop()
+        withExtendedLifetime(dead) {}  // the refused port stays ours until the end
     }
 
     @Test("a decode node dying mid-stream ends the stream with an SSE error event")
@@ -77,7 +81,7 @@ struct ProxyFailureTests {
         let proxy = try await TestProxy(prefill: [p], decode: [d])
         let r = try await post(proxy.url + "/v1/chat/completions", #"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#)
         #expect(r.status == 200)
-        #expect(r.body.contains(#""content":"lo""#))
+        #expect(r.body.contains(#""content":"Hel""#), "the events before the failure are relayed")
         let events = r.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
         let last = try #require(events.last)
         #expect(last.hasPrefix("data: {\"error\""), "\(r.body)")

@@ -106,6 +106,8 @@ final class FakeNode: Sendable {
                 case .holdAfterFirstEvent:
                     await self.gate.wait()
                 case .dieMidStream:
+                    // Let the events reach the proxy before the connection drops (an abort discards unsent bytes).
+                    try await Task.sleep(for: .milliseconds(200))
                     throw CancellationError()
                 default:
                     do {

@@ -20,7 +20,7 @@ final class TestProxy: Sendable {
         config.prefill = try (prefill.map(\.url) + extraPrefill).map(Endpoints.parseOne)
         config.decode = try (decode.map(\.url) + extraDecode).map(Endpoints.parseOne)
         config.healthInterval = .seconds(3600)  // tests drive health explicitly unless they ask otherwise
-        config.connectTimeout = .seconds(1)
+        config.connectTimeout = .seconds(3)
         configure(&config)
         var logger = Logger(label: "test.proxy")
         logger.logLevel = .critical
@@ -85,7 +85,26 @@ func jsonObject(_ text: String) -> [String: Any]? {
     try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
 }
 
-/// A base URL where nothing listens.
-func deadURL() -> String { "http://127.0.0.1:\(findFreePort())" }
+/// A port bound but never listened on: connections are refused, and no other test can take the port while the
+/// holder lives (a merely "free" port may be reused by a parallel test's server).
+final class DeadPort: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    deinit { close(fd) }
+}
 
 let chatBody = #"{"model":"fake-model","messages":[{"role":"user","content":"San Francisco"}],"max_tokens":200,"temperature":0.75}"#
