@@ -68,7 +68,7 @@ public final class TieredStore: Sendable {
         } else {
             disk = nil
         }
-        publishSizes()
+        state.withLock { publishSizes($0) }
     }
 
     deinit {
@@ -107,6 +107,7 @@ public final class TieredStore: Sendable {
                 state.spilling[k] = spill
                 state.spillingBytes += spill.object.payload.readableBytes
             }
+            publishSizes(state)
         }
         if !accepted {
             metrics.dropped.increment()
@@ -114,7 +115,6 @@ public final class TieredStore: Sendable {
         }
         if staleOnDisk, let disk { diskWriter.submit { _ in disk.remove(key: key) } }
         for (k, spill) in spills { scheduleSpill(key: k, spill: spill) }
-        publishSizes()
     }
 
     /// Where a key was found by `lookup`.
@@ -237,11 +237,12 @@ public final class TieredStore: Sendable {
                 state.spillingBytes -= spill.object.payload.readableBytes
                 guard written else { return [] }
                 state.disk.insert(key, (), size: fileSize)
-                return Self.trimDisk(&state, limit: limits.diskCapacity)
+                let evicted = Self.trimDisk(&state, limit: limits.diskCapacity)
+                publishSizes(state)
+                return evicted
             }
             if written && !current { disk.remove(key: key) }  // overtaken by a newer PUT: never serve it
             evicted.forEach(disk.remove)
-            publishSizes()
         }
     }
 
@@ -251,11 +252,11 @@ public final class TieredStore: Sendable {
         return evicted
     }
 
-    private func publishSizes() {
-        let u = usage()
-        metrics.memoryEntries.set(u.memoryEntries)
-        metrics.memoryBytes.set(u.memoryBytes)
-        metrics.diskEntries.set(u.diskEntries)
-        metrics.diskBytes.set(u.diskBytes)
+    /// Sets the size gauges from state the caller already holds the lock for (no second lock round per PUT).
+    private func publishSizes(_ s: borrowing State) {
+        metrics.memoryEntries.set(s.memory.count)
+        metrics.memoryBytes.set(s.memory.totalSize)
+        metrics.diskEntries.set(s.disk.count)
+        metrics.diskBytes.set(s.disk.totalSize)
     }
 }

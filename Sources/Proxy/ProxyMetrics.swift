@@ -1,5 +1,6 @@
 import CoreMetrics
 import Metrics
+import Synchronization
 
 /// The proxy's instruments (Prometheus names in comments are what `/metrics` shows).
 public final class ProxyMetrics: Sendable {
@@ -10,6 +11,9 @@ public final class ProxyMetrics: Sendable {
     let clientDisconnects: Counter      // proxy_client_disconnects_total
     let prefillTime: Timer              // proxy_prefill_seconds
     let decodeTTFT: Timer               // proxy_decode_ttft_seconds
+    /// Labelled instruments, created once per label set rather than once per request.
+    private let counters = Mutex<[String: Counter]>([:])
+    private let timers = Mutex<[String: Timer]>([:])
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
@@ -23,19 +27,34 @@ public final class ProxyMetrics: Sendable {
 
     /// proxy_requests_total{endpoint,status}
     func request(endpoint: String, status: Int) {
-        Counter(label: "proxy_requests_total", dimensions: [("endpoint", endpoint), ("status", "\(status)")], factory: factory)
-            .increment()
+        counter("proxy_requests_total", [("endpoint", endpoint), ("status", "\(status)")]).increment()
     }
 
     /// proxy_errors_total{kind}
     func error(_ kind: String) {
-        Counter(label: "proxy_errors_total", dimensions: [("kind", kind)], factory: factory).increment()
+        counter("proxy_errors_total", [("kind", kind)]).increment()
     }
 
     /// proxy_backend_latency_seconds{role,backend}: time to response headers.
     func backendLatency(_ lease: BackendLease, _ duration: Duration) {
-        Timer(label: "proxy_backend_latency_seconds",
-              dimensions: [("role", lease.role.rawValue), ("backend", lease.url.absoluteString)],
-              preferredDisplayUnit: .seconds, factory: factory).record(duration: duration)
+        let dims = [("role", lease.role.rawValue), ("backend", lease.url.absoluteString)]
+        let key = dims.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        let timer = timers.withLock { cache in
+            if let t = cache[key] { return t }
+            let t = Timer(label: "proxy_backend_latency_seconds", dimensions: dims, preferredDisplayUnit: .seconds, factory: factory)
+            cache[key] = t
+            return t
+        }
+        timer.record(duration: duration)
+    }
+
+    private func counter(_ label: String, _ dims: [(String, String)]) -> Counter {
+        let key = label + "|" + dims.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        return counters.withLock { cache in
+            if let c = cache[key] { return c }
+            let c = Counter(label: label, dimensions: dims, factory: factory)
+            cache[key] = c
+            return c
+        }
     }
 }

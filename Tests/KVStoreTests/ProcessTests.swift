@@ -1,6 +1,7 @@
 import Foundation
 import KVStore
 import NIOCore
+import ServiceKit
 import Testing
 
 /// The real `swiftwise kvstore` process: interop with an independent Python client, metrics, crash recovery.
@@ -30,8 +31,8 @@ struct ProcessTests {
     @Test("kill -9 and restart with the same --data-dir serves what was spilled to disk; /metrics reports it")
     func crashRecovery() async throws {
         let dir = temporaryDirectory()
-        let port = freePort()
-        let metricsPort = freePort()
+        let port = findFreePort()
+        let metricsPort = findFreePort()
         let args = ["kvstore", "127.0.0.1", "\(port)", "cpu", "--capacity", "1MiB", "--data-dir", dir,
                     "--metrics-port", "\(metricsPort)", "--log-level", "warning"]
         var child = try ChildProcess(BuildPaths.swiftwise, args)
