@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // Shared service plumbing: byte sizes, logging, the Prometheus /metrics endpoint.
@@ -71,6 +73,40 @@ let package = Package(
             name: "Models",
             dependencies: ["ModelFiles", "TensorKit"],
             swiftSettings: optimizedAlways
+        ),
+        // The engine: step loop, scheduler, paged-KV block manager with prefix caching, sampling.
+        .target(
+            name: "Engine",
+            dependencies: [
+                "Models",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // The OpenAI-compatible HTTP API of `swiftwise serve` (chat, completions, tokenize, SSE streaming).
+        .target(
+            name: "OpenAIServer",
+            dependencies: [
+                "Engine", "Models", "ModelFiles", "Tokenizers", "Jinja", "OpenAIAPI", "ServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // KV transfer between prefill and decode nodes through an lm:// store, LMCache-compatible (keys, serdes, config).
+        .target(
+            name: "KVTransfer",
+            dependencies: [
+                "Engine", "KVStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
         ),
         // Tokenizers: byte-level BPE from GGUF vocabularies, pre-tokenizers, streaming detokenizer.
         .target(
@@ -127,6 +163,9 @@ let package = Package(
                 "Tokenizers",
                 "Jinja",
                 "ServiceKit",
+                "Engine",
+                "OpenAIServer",
+                "KVTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

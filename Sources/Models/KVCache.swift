@@ -1,22 +1,92 @@
-/// A contiguous KV cache for one sequence: K and V as [layers][positions][kvHeads · headDim], fp32.
-/// (The paged cache of the server replaces this for batching; the layout per token is the same.)
-public final class KVCache: @unchecked Sendable {
+/// The paged KV cache: `numBlocks` blocks of `blockSize` token slots, each slot holding K and V for every layer.
+/// Layout of K (and of V): [block][layer][slot][kvHeads · headDim] fp32, so one block's rows for one layer are
+/// contiguous (what a KV chunk export copies). A sequence owns a list of blocks, its block table.
+public final class PagedKVCache: @unchecked Sendable {
     public let layers: Int
-    public let capacity: Int
+    public let blockSize: Int
+    public let numBlocks: Int
     public let kvDim: Int
-    var k: [Float]
-    var v: [Float]
+    let k: UnsafeMutablePointer<Float>
+    let v: UnsafeMutablePointer<Float>
+
+    public init(layers: Int, kvDim: Int, blockSize: Int, numBlocks: Int) {
+        precondition(layers > 0 && kvDim > 0 && blockSize > 0 && numBlocks > 0)
+        self.layers = layers
+        self.kvDim = kvDim
+        self.blockSize = blockSize
+        self.numBlocks = numBlocks
+        let count = numBlocks * layers * blockSize * kvDim
+        k = .allocate(capacity: count)
+        k.initialize(repeating: 0, count: count)
+        v = .allocate(capacity: count)
+        v.initialize(repeating: 0, count: count)
+    }
+
+    public convenience init(config: ModelConfig, blockSize: Int, numBlocks: Int) {
+        self.init(layers: config.layers, kvDim: config.kvDim, blockSize: blockSize, numBlocks: numBlocks)
+    }
+
+    deinit {
+        k.deallocate()
+        v.deallocate()
+    }
+
+    /// Bytes one token occupies (K and V, every layer).
+    public static func bytesPerToken(_ config: ModelConfig) -> Int { 2 * config.layers * config.kvDim * 4 }
+
+    @inline(__always)
+    func offset(block: Int, layer: Int, slot: Int) -> Int { ((block * layers + layer) * blockSize + slot) * kvDim }
+
+    @inline(__always)
+    func offset(table: UnsafePointer<Int>, layer: Int, position: Int) -> Int {
+        offset(block: table[position / blockSize], layer: layer, slot: position % blockSize)
+    }
+
+    /// Copies positions `range` of a sequence into `out` as [2][layers][range.count][kvDim] (K then V): the
+    /// `naive` KV chunk payload layout.
+    public func export(blockTable: [Int], range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        transfer(blockTable: blockTable, range: range, buffer: out, bufferTokens: range.count, bufferOffset: 0, toCache: false)
+    }
+
+    /// The inverse of `export`: writes positions `range` of a sequence from a [2][layers][bufferTokens][kvDim]
+    /// buffer whose token `bufferOffset` is position `range.lowerBound`.
+    public func `import`(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int,
+                         bufferOffset: Int) {
+        precondition(bufferOffset >= 0 && bufferOffset + range.count <= bufferTokens)
+        transfer(blockTable: blockTable, range: range, buffer: UnsafeMutablePointer(mutating: buffer),
+                 bufferTokens: bufferTokens, bufferOffset: bufferOffset, toCache: true)
+    }
+
+    private func transfer(blockTable: [Int], range: Range<Int>, buffer: UnsafeMutablePointer<Float>, bufferTokens: Int,
+                          bufferOffset: Int, toCache: Bool) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= blockTable.count * blockSize)
+        let T = bufferTokens
+        for (side, base) in [k, v].enumerated() {
+            for layer in 0..<layers {
+                var position = range.lowerBound
+                while position < range.upperBound {
+                    // One run of consecutive slots inside one block.
+                    let slot = position % blockSize
+                    let run = min(blockSize - slot, range.upperBound - position)
+                    let cache = base + offset(block: blockTable[position / blockSize], layer: layer, slot: slot)
+                    let flat = buffer + ((side * layers + layer) * T + bufferOffset + position - range.lowerBound) * kvDim
+                    if toCache { cache.update(from: flat, count: run * kvDim) } else { flat.update(from: cache, count: run * kvDim) }
+                    position += run
+                }
+            }
+        }
+    }
+}
+
+/// A KV cache for one sequence (tools and tests): one block as long as the capacity.
+public final class KVCache: @unchecked Sendable {
+    public let paged: PagedKVCache
+    public let capacity: Int
     /// Positions filled so far.
     public internal(set) var count = 0
 
     public init(config: ModelConfig, capacity: Int) {
-        layers = config.layers
         self.capacity = capacity
-        kvDim = config.kvDim
-        k = [Float](repeating: 0, count: config.layers * capacity * config.kvDim)
-        v = k
+        paged = PagedKVCache(config: config, blockSize: max(capacity, 1), numBlocks: 1)
     }
-
-    @inline(__always)
-    func offset(layer: Int, position: Int) -> Int { (layer * capacity + position) * kvDim }
 }

@@ -14,13 +14,14 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// `reference`: dequantize every matrix to fp32 (the reference path); otherwise quantized matrices stay
     /// quantized in memory and are dequantized inside the dot products.
-    public init(gguf: GGUFFile, reference: Bool = false) throws(ModelFileError) {
+    public init(gguf: GGUFFile, reference: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
         let config = try ModelConfig(gguf: gguf)
         guard ["llama", "mistral", "qwen2"].contains(config.architecture) else {
             throw .unsupported(path: gguf.path, field: "general.architecture", "'\(config.architecture)'")
         }
         self.config = config
-        weights = try LlamaWeights(gguf: gguf, config: config, keepQuantized: !reference)
+        weights = try LlamaWeights(gguf: gguf, config: config, keepQuantized: !reference, progress: progress)
+        progress?(config.layers, config.layers)
         let half = config.headDim / 2
         inverseFrequencies = (0..<half).map { i in powf(config.ropeTheta, -Float(2 * i) / Float(config.headDim)) }
     }
@@ -28,10 +29,32 @@ public final class LlamaModel: @unchecked Sendable {
     /// Runs `tokens` at positions cache.count ..< cache.count + tokens.count, appending their K/V to `cache`.
     /// Returns the logits of every position when `allLogits`, else of the last one: [rows × vocab].
     public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false) -> [Float] {
+        precondition(cache.count + tokens.count <= cache.capacity, "KV cache full")
+        let step = SequenceStep(tokens: tokens, start: cache.count, blockTable: [0], logits: allLogits ? .all : .last)
+        let logits = forward([step], cache: cache.paged)
+        cache.count += tokens.count
+        return logits
+    }
+
+    /// One forward pass over a batch of sequences, each running `tokens` at positions `start ..<` in its own
+    /// blocks of `cache`. Every row is computed exactly as it would be alone (batch invariance).
+    /// Returns the requested logits rows of every step, in batch order: [rows × vocab].
+    public func forward(_ batch: [SequenceStep], cache: PagedKVCache) -> [Float] {
         let c = config
-        let T = tokens.count, D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim
-        let start = cache.count
-        precondition(start + T <= cache.capacity, "KV cache full")
+        let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim
+        // Row bookkeeping: row r belongs to step rowStep[r] at absolute position rowPosition[r].
+        var rowStep: [Int] = [], rowPosition: [Int] = [], tokens: [Int] = []
+        for (i, step) in batch.enumerated() {
+            precondition(step.start + step.tokens.count <= step.blockTable.count * cache.blockSize, "block table too short")
+            for (t, token) in step.tokens.enumerated() {
+                precondition(token >= 0 && token < c.vocabSize, "token id \(token) out of range")
+                rowStep.append(i)
+                rowPosition.append(step.start + t)
+                tokens.append(token)
+            }
+        }
+        let T = tokens.count
+        guard T > 0 else { return [] }
         var x = [Float](repeating: 0, count: T * D)          // residual stream [T × D]
         var xn = [Float](repeating: 0, count: T * D)         // normed input [T × D]
         var q = [Float](repeating: 0, count: T * QD)         // [T × heads·hd]
@@ -45,6 +68,7 @@ public final class LlamaModel: @unchecked Sendable {
         x.withUnsafeMutableBufferPointer { xb in
             for (t, token) in tokens.enumerated() { weights.embedding.row(token, into: xb.baseAddress! + t * D) }
         }
+        let tables = batch.map(\.blockTable)
         for l in 0..<c.layers {
             let w = weights.layers[l]
             // Attention: x += Wo · attention(RoPE(Wq·xn), RoPE(Wk·xn), Wv·xn)
@@ -52,16 +76,16 @@ public final class LlamaModel: @unchecked Sendable {
             project(xn, T, D, w.wq, QD, w.bq, &q)
             project(xn, T, D, w.wk, KV, w.bk, &k)
             project(xn, T, D, w.wv, KV, w.bv, &v)
-            applyRoPE(&q, rows: T, heads: c.heads, start: start)
-            applyRoPE(&k, rows: T, heads: c.kvHeads, start: start)
-            for t in 0..<T {
-                let o = cache.offset(layer: l, position: start + t)
-                for i in 0..<KV {
-                    cache.k[o + i] = k[t * KV + i]
-                    cache.v[o + i] = v[t * KV + i]
+            applyRoPE(&q, positions: rowPosition, heads: c.heads)
+            applyRoPE(&k, positions: rowPosition, heads: c.kvHeads)
+            for r in 0..<T {
+                tables[rowStep[r]].withUnsafeBufferPointer { table in
+                    let o = cache.offset(table: table.baseAddress!, layer: l, position: rowPosition[r])
+                    k.withUnsafeBufferPointer { (cache.k + o).update(from: $0.baseAddress! + r * KV, count: KV) }
+                    v.withUnsafeBufferPointer { (cache.v + o).update(from: $0.baseAddress! + r * KV, count: KV) }
                 }
             }
-            attention(q, rows: T, layer: l, start: start, cache: cache, into: &attn)
+            attention(q, rowStep: rowStep, rowPosition: rowPosition, tables: tables, layer: l, cache: cache, into: &attn)
             project(attn, T, QD, w.wo, D, nil, &delta)
             for i in 0..<T * D { x[i] += delta[i] }
             // Feed-forward: x += W_down · (silu(W_gate·xn) ⊙ W_up·xn)
@@ -72,13 +96,27 @@ public final class LlamaModel: @unchecked Sendable {
             project(gate, T, F, w.wDown, D, nil, &delta)
             for i in 0..<T * D { x[i] += delta[i] }
         }
-        cache.count = start + T
         // Logits: the final norm of the rows asked for, times the output matrix (the embedding when tied).
-        let rows = allLogits ? T : 1
-        let first = T - rows
+        var selected: [Int] = []
+        var row = 0
+        for step in batch {
+            switch step.logits {
+            case .none: break
+            case .last: selected.append(row + step.tokens.count - 1)
+            case .all: selected.append(contentsOf: row..<row + step.tokens.count)
+            }
+            row += step.tokens.count
+        }
+        guard !selected.isEmpty else { return [] }
+        let rows = selected.count
         var normed = [Float](repeating: 0, count: rows * D)
         x.withUnsafeBufferPointer { xb in
-            CPUKernels.rmsNorm(xb.baseAddress! + first * D, rows: rows, size: D, weight: weights.outputNorm, eps: c.rmsEps, into: &normed)
+            normed.withUnsafeMutableBufferPointer { nb in
+                for (i, r) in selected.enumerated() {
+                    CPUKernels.rmsNorm(xb.baseAddress! + r * D, rows: 1, size: D, weight: weights.outputNorm, eps: c.rmsEps,
+                                       into: nb.baseAddress! + i * D)
+                }
+            }
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         project(normed, rows, D, weights.output, c.vocabSize, nil, &logits)
@@ -100,10 +138,10 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Rotate-half RoPE on each head: (x_i, x_{i+d/2}) rotated by pos · inv_freq[i].
-    private func applyRoPE(_ x: inout [Float], rows: Int, heads: Int, start: Int) {
+    private func applyRoPE(_ x: inout [Float], positions: [Int], heads: Int) {
         let hd = config.headDim, half = hd / 2
-        for t in 0..<rows {
-            let pos = Float(start + t)
+        for (t, position) in positions.enumerated() {
+            let pos = Float(position)
             for i in 0..<half {
                 let angle = pos * inverseFrequencies[i]
                 let (s, cs) = (sinf(angle), cosf(angle))
@@ -117,45 +155,62 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Causal GQA attention of each query row against cache positions 0 ... start + t.
-    private func attention(_ q: [Float], rows: Int, layer: Int, start: Int, cache: KVCache, into out: inout [Float]) {
+    /// Causal GQA attention of each query row against its own sequence's positions 0 ... its position, read
+    /// through the block table in position order (so the result is the same for any block size or batch).
+    private func attention(_ q: [Float], rowStep: [Int], rowPosition: [Int], tables: [[Int]], layer: Int,
+                           cache: PagedKVCache, into out: inout [Float]) {
         let c = config, hd = c.headDim, group = c.heads / c.kvHeads, QD = c.heads * hd
         let scale = 1 / Float(hd).squareRoot()
-        let kvDim = cache.kvDim
-        let cacheBase = cache.offset(layer: layer, position: 0)
+        let bs = cache.blockSize
+        let rows = rowStep.count
         q.withUnsafeBufferPointer { qb in
-        cache.k.withUnsafeBufferPointer { kb in
-        cache.v.withUnsafeBufferPointer { vb in
         out.withUnsafeMutableBufferPointer { ob in
-        let qs = UnsafeSendable(qb.baseAddress!), ks = UnsafeSendable(kb.baseAddress!), vs = UnsafeSendable(vb.baseAddress!)
-        let os = UnsafeSendable(UnsafePointer(ob.baseAddress!))
+        let qs = UnsafeSendable(qb.baseAddress!), os = UnsafeSendable(UnsafePointer(ob.baseAddress!))
+        let ks = UnsafeSendable(UnsafePointer(cache.k)), vs = UnsafeSendable(UnsafePointer(cache.v))
         CPUKernels.parallelFor(rows * c.heads) { task in
             let t = task / c.heads, h = task % c.heads, kvh = h / group
-            let n = start + t + 1
-            var scores = [Float](repeating: 0, count: n)
-            let qRow = qs.pointer + t * QD + h * hd
-            var maxScore = -Float.infinity
-            for j in 0..<n {
-                let s = CPUKernels.dot(qRow, ks.pointer + cacheBase + j * kvDim + kvh * hd, hd) * scale
-                scores[j] = s
-                maxScore = max(maxScore, s)
+            let n = rowPosition[t] + 1
+            let table = tables[rowStep[t]]
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scores in
+                let qRow = qs.pointer + t * QD + h * hd
+                var maxScore = -Float.infinity
+                for j in 0..<n {
+                    let kRow = ks.pointer + cache.offset(block: table[j / bs], layer: layer, slot: j % bs) + kvh * hd
+                    let s = CPUKernels.dot(qRow, kRow, hd) * scale
+                    scores[j] = s
+                    maxScore = max(maxScore, s)
+                }
+                var sum: Float = 0
+                for j in 0..<n {
+                    scores[j] = expf(scores[j] - maxScore)
+                    sum += scores[j]
+                }
+                let o = UnsafeMutablePointer(mutating: os.pointer) + t * QD + h * hd
+                for i in 0..<hd { o[i] = 0 }
+                for j in 0..<n {
+                    let p = scores[j] / sum
+                    let vRow = vs.pointer + cache.offset(block: table[j / bs], layer: layer, slot: j % bs) + kvh * hd
+                    for i in 0..<hd { o[i] += p * vRow[i] }
+                }
             }
-            var sum: Float = 0
-            for j in 0..<n {
-                scores[j] = expf(scores[j] - maxScore)
-                sum += scores[j]
-            }
-            let o = UnsafeMutablePointer(mutating: os.pointer) + t * QD + h * hd
-            for i in 0..<hd { o[i] = 0 }
-            for j in 0..<n {
-                let p = scores[j] / sum
-                let vRow = vs.pointer + cacheBase + j * kvDim + kvh * hd
-                for i in 0..<hd { o[i] += p * vRow[i] }
-            }
         }
         }
         }
-        }
-        }
+    }
+}
+
+/// One sequence's part of a forward batch: `tokens` at positions `start ..< start + tokens.count`.
+public struct SequenceStep: Sendable {
+    public enum LogitRows: Sendable { case none, last, all }
+    public var tokens: [Int]
+    public var start: Int
+    public var blockTable: [Int]
+    public var logits: LogitRows
+
+    public init(tokens: [Int], start: Int, blockTable: [Int], logits: LogitRows) {
+        self.tokens = tokens
+        self.start = start
+        self.blockTable = blockTable
+        self.logits = logits
     }
 }

@@ -18,7 +18,7 @@ struct LlamaWeights {
     var outputNorm: [Float]
     var output: Matrix          // [vocab × hidden]; the embedding when tied
 
-    init(gguf: GGUFFile, config: ModelConfig, keepQuantized: Bool) throws(ModelFileError) {
+    init(gguf: GGUFFile, config: ModelConfig, keepQuantized: Bool, progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
         func info(_ name: String, _ shape: [Int]) throws(ModelFileError) -> GGUFTensorInfo {
             guard let info = gguf.tensors[name] else { throw .malformed(path: gguf.path, field: name, "missing tensor") }
             guard info.dimensions == shape else {
@@ -45,6 +45,7 @@ struct LlamaWeights {
         let kOrder = permuted ? Self.unpermutedOrder(heads: config.kvHeads, headDim: config.headDim) : nil
         var layers: [LayerWeights] = []
         for l in 0..<config.layers {
+            progress?(l, config.layers)
             let p = "blk.\(l)."
             layers.append(LayerWeights(
                 attnNorm: try vector(p + "attn_norm.weight", d),

@@ -94,8 +94,8 @@ public final class BPETokenizer: Sendable {
     }
 
     /// The text of `ids` (special tokens included as their text); invalid UTF-8 becomes U+FFFD.
-    public func decode(_ ids: [Int]) -> String {
-        String(decoding: bytes(of: ids), as: UTF8.self)
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+        String(decoding: bytes(of: skipSpecialTokens ? ids.filter { !specialTokenIDs.contains($0) } : ids), as: UTF8.self)
     }
 
     /// The raw bytes `ids` stand for.

@@ -2,14 +2,18 @@
 /// character wait for the next token.
 public struct StreamingDetokenizer {
     private let tokenizer: BPETokenizer
+    private let skipSpecialTokens: Bool
     private var pending: [UInt8] = []
 
-    public init(tokenizer: BPETokenizer) {
+    /// `skipSpecialTokens`: special tokens (an end-of-turn marker, say) add no text, as in vLLM's default output.
+    public init(tokenizer: BPETokenizer, skipSpecialTokens: Bool = false) {
         self.tokenizer = tokenizer
+        self.skipSpecialTokens = skipSpecialTokens
     }
 
     /// The text that became complete with `id` (possibly empty).
     public mutating func append(_ id: Int) -> String {
+        if skipSpecialTokens && tokenizer.specialTokenIDs.contains(id) { return "" }
         tokenizer.appendBytes(of: id, to: &pending)
         let complete = Self.completePrefixLength(pending)
         guard complete > 0 else { return "" }

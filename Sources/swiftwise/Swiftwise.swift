@@ -5,5 +5,5 @@ struct Swiftwise: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftwise",
         abstract: "Prefill/decode disaggregated LLM serving: KV store, engine nodes, proxy.",
-        subcommands: [KVStoreCommand.self, ProxyCommand.self, GenerateCommand.self, BenchCommand.self])
+        subcommands: [ServeCommand.self, KVStoreCommand.self, ProxyCommand.self, GenerateCommand.self, BenchCommand.self])
 }

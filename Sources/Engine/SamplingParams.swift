@@ -1,0 +1,22 @@
+/// How the next token is chosen and when generation stops; validated by the API layer before it gets here.
+public struct SamplingParams: Sendable, Equatable {
+    public var maxTokens: Int = 16
+    /// 0 means greedy (argmax, ties to the lowest id).
+    public var temperature: Float = 1
+    public var topP: Float = 1
+    /// 0 or −1: off.
+    public var topK: Int = 0
+    public var minP: Float = 0
+    public var seed: UInt64?
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
+    public var repetitionPenalty: Float = 1
+    public var stopTokenIDs: Set<Int> = []
+    public var ignoreEOS = false
+    /// Log-probabilities of this many top tokens per step (nil: none; 0: the chosen token's only).
+    public var logprobs: Int?
+
+    public init() {}
+
+    public var isGreedy: Bool { temperature <= 1e-5 || topK == 1 }
+}

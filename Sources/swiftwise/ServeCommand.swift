@@ -1,0 +1,89 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Logging
+import Models
+import OpenAIServer
+import ServiceKit
+
+/// `swiftwise serve MODEL`: an OpenAI-compatible inference server, with vLLM's flag names.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve a model over the OpenAI API (vLLM-style flags); a prefill or decode node with --kv-transfer-config.")
+
+    @Argument(help: "A GGUF model file.") var model: String
+    @Option(help: "Address to listen on.") var host = "0.0.0.0"
+    @Option(help: "Port to listen on.") var port = 8000
+    @Option(parsing: .upToNextOption, help: "Model names the API answers to (default: the MODEL argument).") var servedModelName: [String] = []
+    @Option(help: "Maximum prompt + completion length (default: the model's context length).") var maxModelLen: Int?
+    @Option(help: "Maximum sequences running at once.") var maxNumSeqs = 64
+    @Option(help: "Maximum tokens computed per engine step (chunked prefill budget).") var maxNumBatchedTokens = 512
+    @Option(help: "Memory for the KV cache, e.g. 2GiB.") var kvCacheMemory = ByteSize(bytes: 1 << 30)
+    @Option(help: "GPU only; ignored with a warning on --device cpu.") var gpuMemoryUtilization: Double?
+    @Option(help: "Tokens per KV cache block.") var blockSize = 16
+    @Flag(inversion: .prefixedEnableDisable, help: "Reuse KV blocks of shared prompt prefixes.") var prefixCaching = true
+    @Flag(name: .customLong("no-enable-prefix-caching"), help: "Same as --disable-prefix-caching (vLLM's spelling).") var noEnablePrefixCaching = false
+    @Option(help: "cpu or cuda.") var device = "cpu"
+    @Option(help: "Kernel threads (default: every core, or SWIFTWISE_THREADS).") var threads: Int?
+    @Option(help: "Require `Authorization: Bearer KEY` on /v1 endpoints (default: VLLM_API_KEY).") var apiKey: String?
+    @Option(help: #"KV transfer, e.g. '{"kv_connector":"LMCacheConnector","kv_role":"kv_producer"}'; LMCache settings from LMCACHE_CONFIG_FILE or LMCACHE_* variables."#)
+    var kvTransferConfig: String?
+    @Option(help: "Accepted for vLLM compatibility: auto or float32 (the CPU engine computes in fp32).") var dtype = "auto"
+    @Option(help: "Accepted for vLLM compatibility: must be 1.") var tensorParallelSize = 1
+    @Flag(help: "Accepted for vLLM compatibility (no effect).") var disableLogRequests = false
+    @Flag(help: "Accepted for vLLM compatibility (no effect).") var trustRemoteCode = false
+    @Option(help: "Largest accepted request body.") var maxBodySize = ByteSize(bytes: 32 << 20)
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard device == "cpu" || device == "cuda" else { throw ValidationError("--device must be cpu or cuda") }
+        guard tensorParallelSize == 1 else { throw ValidationError("--tensor-parallel-size \(tensorParallelSize) is not supported (1 only)") }
+        guard ["auto", "float32", "fp32"].contains(dtype) else { throw ValidationError("--dtype \(dtype) is not supported on CPU (auto or float32)") }
+        guard blockSize > 0, blockSize <= 256 else { throw ValidationError("--block-size must be in 1...256") }
+        guard maxNumSeqs > 0, maxNumBatchedTokens > 0 else { throw ValidationError("--max-num-seqs and --max-num-batched-tokens must be positive") }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+        guard !servedModelName.contains(where: { $0.contains("@") }) else { throw ValidationError("--served-model-name must not contain '@' (it is part of KV store keys)") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(level: logging.level)
+        let logger = Logger(label: "swiftwise.serve")
+        if let threads { setenv("SWIFTWISE_THREADS", String(threads), 1) }
+        if device == "cuda" { throw ValidationError("--device cuda: the GPU backend is not built yet; use --device cpu") }
+        if gpuMemoryUtilization != nil { logger.warning("--gpu-memory-utilization has no effect on --device cpu; the KV cache uses --kv-cache-memory") }
+        let names = servedModelName.isEmpty ? [model] : servedModelName
+        let loadStart = ContinuousClock.now
+        let served = try ServedModel.load(path: model, names: names, maxModelLen: maxModelLen) { done, total in
+            ProgressBar.draw(label: "loading weights", done: done, total: total)
+        }
+        let config = served.model.config
+        let bytesPerBlock = PagedKVCache.bytesPerToken(config) * blockSize
+        let numBlocks = kvCacheMemory.bytes / bytesPerBlock
+        let neededBlocks = (served.maxModelLen + blockSize - 1) / blockSize
+        guard numBlocks >= neededBlocks else {
+            throw ValidationError("--kv-cache-memory \(kvCacheMemory) holds \(numBlocks * blockSize) tokens, less than --max-model-len \(served.maxModelLen); raise it to at least \(ByteSize(bytes: neededBlocks * bytesPerBlock)) or lower --max-model-len")
+        }
+        var engineConfig = EngineConfig(maxModelLen: served.maxModelLen, numBlocks: numBlocks)
+        engineConfig.maxNumSeqs = maxNumSeqs
+        engineConfig.maxNumBatchedTokens = maxNumBatchedTokens
+        engineConfig.blockSize = blockSize
+        engineConfig.enablePrefixCaching = prefixCaching && !noEnablePrefixCaching
+        engineConfig.eosTokenIDs = served.tokenizer.eosTokenIDs
+        let metrics = MetricsEndpoint()
+        let connector = try KVTransferSetup.connector(json: kvTransferConfig, modelName: names[0], config: config,
+                                                      metricsFactory: metrics.factory, logger: logger)
+        let engine = EngineCore(model: served.model, config: engineConfig, metricsFactory: metrics.factory, logger: logger)
+        var serverConfig = InferenceServer.Configuration()
+        serverConfig.host = host
+        serverConfig.port = port
+        serverConfig.apiKey = apiKey ?? ProcessInfo.processInfo.environment["VLLM_API_KEY"]
+        serverConfig.maxBodyBytes = maxBodySize.bytes
+        let server = InferenceServer(configuration: serverConfig, served: served, engine: engine, connector: connector,
+                                     metricsEndpoint: metrics, logger: logger)
+        let loadMs = (ContinuousClock.now - loadStart).components.seconds * 1000 + (ContinuousClock.now - loadStart).components.attoseconds / 1_000_000_000_000_000
+        logger.info("\(config.architecture) \(config.layers) layers loaded in \(loadMs) ms; KV cache \(numBlocks) blocks × \(blockSize) tokens (\(ByteSize(bytes: numBlocks * bytesPerBlock))); prefix caching \(engineConfig.enablePrefixCaching ? "on" : "off"); max model len \(served.maxModelLen)")
+        try await runUntilSignalled(server.makeServices { port in
+            logger.info("serving \(names) on http://\(host):\(port)")
+        }, logger: logger)
+    }
+}
