@@ -176,6 +176,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ServingTests",
+            dependencies: [
+                "Engine", "OpenAIServer", "KVTransfer", "KVStore", "Models", "ModelFiles", "Tokenizers", "OpenAIAPI", "ServiceKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "KVStoreTests",
             dependencies: [
                 "KVStore",

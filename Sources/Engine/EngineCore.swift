@@ -109,7 +109,7 @@ public final class EngineCore: @unchecked Sendable {
                 for s in running + waiting { finish(s, .abort) }
                 return
             }
-            if !running.isEmpty || !waiting.isEmpty { step() }
+            if !running.isEmpty || !waiting.isEmpty { step() } else { updateGauges() }
         }
     }
 
@@ -194,8 +194,12 @@ public final class EngineCore: @unchecked Sendable {
         }
         let n = min(s.tokens.count - start, budget)
         let needed = (start + n + bs - 1) / bs - cached.count
-        guard let fresh = blocks.allocate(needed) else { return nil }
+        // Take the cached blocks before allocating: an allocation may otherwise evict one of them.
         blocks.acquire(cached)
+        guard let fresh = blocks.allocate(needed) else {
+            blocks.release(cached)
+            return nil
+        }
         s.blockTable = cached + fresh
         s.registered = cached.count
         s.lastHash = cached.isEmpty ? PrefixHash.root : PrefixHash.blockHashes(Array(s.tokens[0..<local]), blockSize: bs).last!

@@ -136,7 +136,9 @@ public final class LMCacheConnector: KVConnector {
         var data = kv.data
         for (k, hash) in hashes.enumerated() {
             let key = keys.key(hash)
-            if hot?.contains(key) == true {
+            // Without a remote store the hot cache is the store. With one, the remote is asked every time: a
+            // restarted store has lost what this node stored before.
+            if client == nil, hot?.contains(key) == true {
                 metrics.chunksSkipped.increment()
                 continue
             }
@@ -145,14 +147,17 @@ public final class LMCacheConnector: KVConnector {
                 serde.encode(ChunkView(base: buffer.baseAddress!, layers: layers, kvDim: kvDim, bufferTokens: prompt.count,
                                        start: range.lowerBound, count: range.count))
             }
-            hot?.put(key, object)
-            guard let client else { continue }
+            guard let client else {
+                hot?.put(key, object)
+                continue
+            }
             do {
                 if try await client.exists(key) {
                     metrics.chunksSkipped.increment()
                     continue
                 }
                 try await client.put(key, object)
+                hot?.put(key, object)
                 lastPut = key
                 metrics.chunksStored.increment()
                 metrics.bytesStored.increment(by: Int64(object.payload.readableBytes))

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The paged KV cache: `numBlocks` blocks of `blockSize` token slots, each slot holding K and V for every layer.
 /// Layout of K (and of V): [block][layer][slot][kvHeads · headDim] fp32, so one block's rows for one layer are
 /// contiguous (what a KV chunk export copies). A sequence owns a list of blocks, its block table.
@@ -16,10 +20,12 @@ public final class PagedKVCache: @unchecked Sendable {
         self.blockSize = blockSize
         self.numBlocks = numBlocks
         let count = numBlocks * layers * blockSize * kvDim
-        k = .allocate(capacity: count)
-        k.initialize(repeating: 0, count: count)
-        v = .allocate(capacity: count)
-        v.initialize(repeating: 0, count: count)
+        // calloc: large zeroed allocations are lazily mapped pages, so an idle cache costs no resident memory.
+        guard let kRaw = calloc(count, MemoryLayout<Float>.stride), let vRaw = calloc(count, MemoryLayout<Float>.stride) else {
+            fatalError("cannot allocate a KV cache of \(2 * count * 4) bytes")
+        }
+        k = kRaw.bindMemory(to: Float.self, capacity: count)
+        v = vRaw.bindMemory(to: Float.self, capacity: count)
     }
 
     public convenience init(config: ModelConfig, blockSize: Int, numBlocks: Int) {
@@ -27,8 +33,8 @@ public final class PagedKVCache: @unchecked Sendable {
     }
 
     deinit {
-        k.deallocate()
-        v.deallocate()
+        free(k)
+        free(v)
     }
 
     /// Bytes one token occupies (K and V, every layer).

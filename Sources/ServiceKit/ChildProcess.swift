@@ -5,11 +5,16 @@ public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
     public let name: String
 
-    /// Starts `executable` with `arguments`; output goes to `logFile` when given, else is discarded.
-    public init(name: String, executable: String, arguments: [String], logFile: String? = nil) throws {
+    /// Starts `executable` with `arguments` (and `environment` over this process's); output goes to `logFile` when
+    /// given, else is discarded.
+    public init(name: String, executable: String, arguments: [String], logFile: String? = nil,
+                environment: [String: String] = [:]) throws {
         self.name = name
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         if let logFile, FileManager.default.createFile(atPath: logFile, contents: nil),
            let handle = FileHandle(forWritingAtPath: logFile) {
             process.standardOutput = handle
@@ -27,7 +32,14 @@ public final class ChildProcess: @unchecked Sendable {
         process.terminate()
         let deadline = ContinuousClock.now + grace
         while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGKILL, no grace (crash tests).
+    public func kill() {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 

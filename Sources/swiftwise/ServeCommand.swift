@@ -18,6 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Maximum prompt + completion length (default: the model's context length).") var maxModelLen: Int?
     @Option(help: "Maximum sequences running at once.") var maxNumSeqs = 64
     @Option(help: "Maximum tokens computed per engine step (chunked prefill budget).") var maxNumBatchedTokens = 512
+    @Option(help: "Requests that may queue beyond --max-num-seqs before new ones get 503.") var maxQueuedRequests = 1024
     @Option(help: "Memory for the KV cache, e.g. 2GiB.") var kvCacheMemory = ByteSize(bytes: 1 << 30)
     @Option(help: "GPU only; ignored with a warning on --device cpu.") var gpuMemoryUtilization: Double?
     @Option(help: "Tokens per KV cache block.") var blockSize = 16
@@ -40,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard tensorParallelSize == 1 else { throw ValidationError("--tensor-parallel-size \(tensorParallelSize) is not supported (1 only)") }
         guard ["auto", "float32", "fp32"].contains(dtype) else { throw ValidationError("--dtype \(dtype) is not supported on CPU (auto or float32)") }
         guard blockSize > 0, blockSize <= 256 else { throw ValidationError("--block-size must be in 1...256") }
-        guard maxNumSeqs > 0, maxNumBatchedTokens > 0 else { throw ValidationError("--max-num-seqs and --max-num-batched-tokens must be positive") }
+        guard maxNumSeqs > 0, maxNumBatchedTokens > 0, maxQueuedRequests >= 0 else { throw ValidationError("--max-num-seqs and --max-num-batched-tokens must be positive") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
         guard !servedModelName.contains(where: { $0.contains("@") }) else { throw ValidationError("--served-model-name must not contain '@' (it is part of KV store keys)") }
     }
@@ -66,6 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
         var engineConfig = EngineConfig(maxModelLen: served.maxModelLen, numBlocks: numBlocks)
         engineConfig.maxNumSeqs = maxNumSeqs
         engineConfig.maxNumBatchedTokens = maxNumBatchedTokens
+        engineConfig.maxWaiting = maxQueuedRequests
         engineConfig.blockSize = blockSize
         engineConfig.enablePrefixCaching = prefixCaching && !noEnablePrefixCaching
         engineConfig.eosTokenIDs = served.tokenizer.eosTokenIDs
