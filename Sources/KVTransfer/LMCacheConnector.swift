@@ -130,6 +130,8 @@ public final class LMCacheConnector: KVConnector {
 
     public func store(prompt: [Int], kv: ExternalKV) async {
         precondition(kv.range == 0..<prompt.count, "store expects the whole prompt's KV")
+        // Decode recomputes a prompt shorter than one chunk, so it is not stored.
+        guard prompt.count >= config.chunkSize else { return }
         let start = ContinuousClock.now
         let hashes = keys.hashes(prompt)
         var lastPut: String?

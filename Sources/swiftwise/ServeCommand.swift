@@ -72,7 +72,8 @@ struct ServeCommand: AsyncParsableCommand {
         engineConfig.enablePrefixCaching = prefixCaching && !noEnablePrefixCaching
         engineConfig.eosTokenIDs = served.tokenizer.eosTokenIDs
         let metrics = MetricsEndpoint()
-        let connector = try KVTransferSetup.connector(json: kvTransferConfig, modelName: names[0], config: config,
+        // LMCache keys carry the MODEL argument itself (not --served-model-name), as vLLM's connector does.
+        let connector = try KVTransferSetup.connector(json: kvTransferConfig, modelName: model, config: config,
                                                       metricsFactory: metrics.factory, logger: logger)
         let engine = EngineCore(model: served.model, config: engineConfig, metricsFactory: metrics.factory, logger: logger)
         var serverConfig = InferenceServer.Configuration()
