@@ -5,17 +5,42 @@ public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
     public let name: String
 
+    /// Where a child's output goes.
+    public enum Output: Sendable {
+        case discard
+        case file(String)
+        /// Each line to this process's standard output, prefixed (`[prefill-0] ...`).
+        case prefixed(String)
+    }
+
     /// Starts `executable` with `arguments` (and `environment` over this process's); output goes to `logFile` when
     /// given, else is discarded.
-    public init(name: String, executable: String, arguments: [String], logFile: String? = nil,
-                environment: [String: String] = [:]) throws {
+    public convenience init(name: String, executable: String, arguments: [String], logFile: String? = nil,
+                            environment: [String: String] = [:]) throws {
+        try self.init(name: name, executable: executable, arguments: arguments, output: logFile.map { .file($0) } ?? .discard,
+                      environment: environment)
+    }
+
+    public init(name: String, executable: String, arguments: [String], output: Output, environment: [String: String] = [:]) throws {
         self.name = name
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
-        if let logFile, FileManager.default.createFile(atPath: logFile, contents: nil),
+        var logFile: String?
+        if case .file(let path) = output { logFile = path }
+        if case .prefixed(let prefix) = output {
+            let pipe = Pipe()
+            let lines = LinePrefixer(prefix: prefix)
+            pipe.fileHandleForReading.readabilityHandler = { handle in
+                let data = handle.availableData
+                if data.isEmpty { handle.readabilityHandler = nil }  // end of file
+                lines.feed(data)
+            }
+            process.standardOutput = pipe
+            process.standardError = pipe
+        } else if let logFile, FileManager.default.createFile(atPath: logFile, contents: nil),
            let handle = FileHandle(forWritingAtPath: logFile) {
             process.standardOutput = handle
             process.standardError = handle
@@ -71,6 +96,39 @@ public final class ChildProcess: @unchecked Sendable {
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil
+    }
+}
+
+/// Splits a child's output into lines and writes each with a prefix, whole lines only (children never interleave
+/// inside a line).
+private final class LinePrefixer: @unchecked Sendable {
+    private let prefix: [UInt8]
+    private var pending: [UInt8] = []
+    private let lock = NSLock()
+
+    init(prefix: String) {
+        self.prefix = Array("[\(prefix)] ".utf8)
+    }
+
+    func feed(_ data: Data) {
+        lock.lock()
+        defer { lock.unlock() }
+        if data.isEmpty {  // end of file: flush a last unterminated line
+            if !pending.isEmpty { write(pending + [10]) }
+            pending.removeAll()
+            return
+        }
+        pending.append(contentsOf: data)
+        var out: [UInt8] = []
+        while let newline = pending.firstIndex(of: 10) {
+            out += prefix + pending[...newline]
+            pending.removeSubrange(...newline)
+        }
+        if !out.isEmpty { FileHandle.standardOutput.write(Data(out)) }
+    }
+
+    private func write(_ line: [UInt8]) {
+        FileHandle.standardOutput.write(Data(prefix + line))
     }
 }
 
