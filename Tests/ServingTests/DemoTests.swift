@@ -47,6 +47,20 @@ struct DemoTests {
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(python.process.terminationStatus == 0, "\(output)\n--- demo ---\n\(demo.log.suffix(4000))")
 
+        // `swiftwise bench serve` against the running demo: its JSON report counts what was sent.
+        let report = TestData.temporaryDirectory() + "/bench.json"
+        let bench = try ChildProcess(name: "bench", executable: TestData.swiftwise, arguments: [
+            "bench", "serve", "--url", "http://127.0.0.1:\(demo.port)", "--num-prompts", "6", "--input-len", "20", "--output-len", "5",
+            "--ignore-eos", "--max-concurrency", "3", "--json", report, "--plot", report + ".svg"], logFile: report + ".log")
+        bench.process.waitUntilExit()
+        #expect(bench.process.terminationStatus == 0, "\((try? String(contentsOfFile: report + ".log", encoding: .utf8)) ?? "")")
+        let runs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [[String: Any]]
+        let summary = runs?.first?["report"] as? [String: Any]
+        #expect(summary?["requests"] as? Int == 6 && summary?["completed"] as? Int == 6 && summary?["failed"] as? Int == 0, "\(summary ?? [:])")
+        #expect(summary?["outputTokens"] as? Int == 30)
+        #expect((runs?.first?["samples"] as? [Any])?.count == 6)
+        #expect((try? String(contentsOfFile: report + ".svg", encoding: .utf8))?.hasPrefix("<svg") == true)
+
         kill(demo.child.process.processIdentifier, SIGINT)
         demo.child.process.waitUntilExit()
         #expect(demo.child.process.terminationStatus == 0)
