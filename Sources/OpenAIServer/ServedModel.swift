@@ -25,15 +25,29 @@ public final class ServedModel: Sendable {
         eosText = tokenizer.eosTokenIDs.min().map { tokenizer.vocabulary[$0] } ?? ""
     }
 
-    /// Loads a GGUF file (weights stay quantized in memory).
+    /// Loads a GGUF file (quantized weights stay quantized in memory) or a Hugging Face folder.
     public static func load(path: String, names: [String], maxModelLen: Int?,
                             progress: ((Int, Int) -> Void)? = nil) throws -> ServedModel {
-        let gguf = try GGUFFile(path: path)
-        let tokenizer = try BPETokenizer(gguf: gguf)
-        let model = try LlamaModel(gguf: gguf, progress: progress)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelFileError.io(path: path, "no such file or folder")
+        }
+        let model: LlamaModel, tokenizer: BPETokenizer, template: String?
+        if isDirectory.boolValue {
+            tokenizer = try BPETokenizer(huggingFaceDirectory: path)
+            model = try LlamaModel(huggingFace: path, progress: progress)
+            template = try HFChatTemplate.load(directory: path)
+        } else {
+            let gguf = try GGUFFile(path: path)
+            tokenizer = try BPETokenizer(gguf: gguf)
+            model = try LlamaModel(gguf: gguf, progress: progress)
+            template = gguf.string("tokenizer.chat_template")
+        }
+        guard tokenizer.vocabulary.count <= model.config.vocabSize else {
+            throw ModelFileError.malformed(path: path, field: "vocabulary", "the tokenizer has \(tokenizer.vocabulary.count) tokens, the model \(model.config.vocabSize)")
+        }
         let limit = min(maxModelLen ?? model.config.contextLength, model.config.contextLength)
-        return try ServedModel(model: model, tokenizer: tokenizer, chatTemplate: gguf.string("tokenizer.chat_template"),
-                               names: names, maxModelLen: limit)
+        return try ServedModel(model: model, tokenizer: tokenizer, chatTemplate: template, names: names, maxModelLen: limit)
     }
 
     /// The default model name: the MODEL argument, as vLLM does.

@@ -51,10 +51,10 @@ public enum Dequantize {
     }
 
     /// A whole tensor as fp32.
-    public static func tensor(_ gguf: GGUFFile, _ info: GGUFTensorInfo) -> [Float] {
+    public static func tensor(_ store: any TensorStore, _ info: GGUFTensorInfo) -> [Float] {
         let n = info.elementCount
         return [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
-            elements(gguf.bytes(of: info), type: info.type, start: 0, count: n, into: buffer.baseAddress!)
+            elements(store.bytes(of: info), type: info.type, start: 0, count: n, into: buffer.baseAddress!)
             initialized = n
         }
     }

@@ -21,12 +21,12 @@ public struct Matrix: @unchecked Sendable {
     }
 
     /// Keeps Q4_0/Q4_1/Q8_0 rows as they are (optionally reordered); other types become fp32.
-    public init(gguf: GGUFFile, _ info: GGUFTensorInfo, rowOrder: [Int]? = nil, keepQuantized: Bool = true) {
+    public init(store: any TensorStore, _ info: GGUFTensorInfo, rowOrder: [Int]? = nil, keepQuantized: Bool = true) {
         let inputs = info.dimensions[0]
         let outputs = info.dimensions.count > 1 ? info.dimensions[1] : 1
         self.inputs = inputs
         self.outputs = outputs
-        let raw = gguf.bytes(of: info)
+        let raw = store.bytes(of: info)
         let order = rowOrder ?? Array(0..<outputs)
         if keepQuantized && [.q4_0, .q4_1, .q8_0].contains(info.type) {
             type = info.type

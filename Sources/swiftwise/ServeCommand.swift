@@ -11,7 +11,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve a model over the OpenAI API (vLLM-style flags); a prefill or decode node with --kv-transfer-config.")
 
-    @Argument(help: "A GGUF model file.") var model: String
+    @Argument(help: "A GGUF model file or a Hugging Face folder (config.json, safetensors, tokenizer.json).") var model: String
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
     @Option(help: "Port to listen on.") var port = 8000
     @Option(parsing: .upToNextOption, help: "Model names the API answers to (default: the MODEL argument).") var servedModelName: [String] = []

@@ -1,0 +1,122 @@
+import Foundation
+import ModelFiles
+
+extension BPETokenizer {
+    /// Builds the tokenizer of a Hugging Face folder: `tokenizer.json` (byte-level BPE), special tokens and BOS from
+    /// `tokenizer_config.json`, end-of-sequence ids from it and `generation_config.json` (an int or a list).
+    public convenience init(huggingFaceDirectory directory: String) throws(ModelFileError) {
+        let path = directory + "/tokenizer.json"
+        let json = try Self.readJSON(path)
+        guard let model = json["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE",
+              let vocab = model["vocab"] as? [String: Int] else {
+            throw .unsupported(path: path, field: "model", "only byte-level BPE models are supported")
+        }
+        if (model["byte_fallback"] as? Bool) == true {
+            throw .unsupported(path: path, field: "model.byte_fallback", "SentencePiece-style byte fallback is not supported yet")
+        }
+        if let normalizer = json["normalizer"] as? [String: Any] {
+            throw .unsupported(path: path, field: "normalizer", "\(normalizer["type"] ?? "?") (none is supported)")
+        }
+        let pre = try Self.preTokenizer(json["pre_tokenizer"], path: path)
+        var merges: [String] = []
+        for (i, m) in ((model["merges"] as? [Any]) ?? []).enumerated() {
+            if let s = m as? String {
+                merges.append(s)
+            } else if let pair = m as? [String], pair.count == 2 {
+                merges.append(pair[0] + " " + pair[1])
+            } else {
+                throw .malformed(path: path, field: "model.merges[\(i)]", "neither \"a b\" nor [\"a\", \"b\"]")
+            }
+        }
+        var byID: [Int: String] = [:]
+        for (token, id) in vocab {
+            guard id >= 0, id < 1 << 24 else { throw .malformed(path: path, field: "model.vocab", "id \(id)") }
+            byID[id] = token
+        }
+        var specials = Set<Int>()
+        for case let added as [String: Any] in (json["added_tokens"] as? [Any]) ?? [] {
+            guard let id = added["id"] as? Int, let content = added["content"] as? String, id >= 0, id < 1 << 24 else {
+                throw .malformed(path: path, field: "added_tokens", "entry without id and content")
+            }
+            byID[id] = content
+            specials.insert(id)  // added tokens are matched whole in text, special or not (as HF does)
+        }
+        let count = (byID.keys.max() ?? -1) + 1
+        guard count > 0, byID.count == count else {
+            throw .malformed(path: path, field: "model.vocab", "ids are not 0..<\(count) without gaps")
+        }
+        let tokens = (0..<count).map { byID[$0]! }
+        let config = (try? Self.readJSON(directory + "/tokenizer_config.json")) ?? [:]
+        let idOf = Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        func tokenID(_ value: Any?) -> Int? {
+            if let s = value as? String { return idOf[s] }
+            if let o = value as? [String: Any], let s = o["content"] as? String { return idOf[s] }
+            return nil
+        }
+        var eos = Set<Int>()
+        if let id = tokenID(config["eos_token"]) { eos.insert(id) }
+        if let generation = try? Self.readJSON(directory + "/generation_config.json") {
+            if let id = generation["eos_token_id"] as? Int { eos.insert(id) }
+            if let ids = generation["eos_token_id"] as? [Int] { eos.formUnion(ids) }
+        }
+        let bos = tokenID(config["bos_token"])
+        var addBOS = config["add_bos_token"] as? Bool
+        if addBOS == nil, let post = json["post_processor"] as? [String: Any], post["type"] as? String == "TemplateProcessing",
+           let single = post["single"] as? [[String: Any]], let first = single.first {
+            addBOS = first["SpecialToken"] != nil
+        }
+        do {
+            try self.init(Specification(tokens: tokens, merges: merges, specialTokenIDs: specials, preTokenizer: pre,
+                                        bosTokenID: bos, eosTokenIDs: eos, addBOS: addBOS ?? false))
+        } catch {
+            throw .malformed(path: path, field: "model.merges", "\(error)")
+        }
+    }
+
+    /// The pre-tokenizers we implement, recognized from their tokenizer.json description.
+    static func preTokenizer(_ value: Any?, path: String) throws(ModelFileError) -> PreTokenizer {
+        guard let pre = value as? [String: Any], let type = pre["type"] as? String else {
+            throw .unsupported(path: path, field: "pre_tokenizer", "missing (byte-level BPE needs one)")
+        }
+        if type == "ByteLevel", (pre["use_regex"] as? Bool) ?? true { return .gpt2 }
+        if type == "Sequence", let parts = pre["pretokenizers"] as? [[String: Any]], parts.count == 2,
+           parts[0]["type"] as? String == "Digits", parts[0]["individual_digits"] as? Bool == true,
+           parts[1]["type"] as? String == "ByteLevel", (parts[1]["use_regex"] as? Bool) ?? true {
+            return .smollm
+        }
+        let description = (try? JSONSerialization.data(withJSONObject: pre, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? type
+        throw .unsupported(path: path, field: "pre_tokenizer", String(description.prefix(200)))
+    }
+
+    static func readJSON(_ path: String) throws(ModelFileError) -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .io(path: path, "cannot read") }
+        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw .malformed(path: path, field: "(file)", "not a JSON object")
+        }
+        return json
+    }
+}
+
+/// The chat template of a Hugging Face folder: `tokenizer_config.json`'s `chat_template` (a string, or a list of
+/// named templates of which `default` is used), else `chat_template.jinja`.
+public enum HFChatTemplate {
+    public static func load(directory: String) throws(ModelFileError) -> String? {
+        let configPath = directory + "/tokenizer_config.json"
+        if let config = try? BPETokenizer.readJSON(configPath) {
+            if let s = config["chat_template"] as? String { return s }
+            if let list = config["chat_template"] as? [[String: Any]] {
+                let named = list.first { $0["name"] as? String == "default" } ?? list.first
+                guard let template = named?["template"] as? String else {
+                    throw .malformed(path: configPath, field: "chat_template", "named list without a 'template'")
+                }
+                return template
+            }
+        }
+        let file = directory + "/chat_template.jinja"
+        if FileManager.default.fileExists(atPath: file) {
+            guard let data = FileManager.default.contents(atPath: file) else { throw .io(path: file, "cannot read") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        return nil
+    }
+}
