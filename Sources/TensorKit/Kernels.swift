@@ -70,19 +70,13 @@ public enum CPUKernels {
         return ProcessInfo.processInfo.activeProcessorCount
     }()
 
-    /// Runs `body(i)` for i in 0..<count over `threads` threads, each taking a contiguous range (inline when there
-    /// is one thread or one item). A spinning worker pool measured 98 vs 69 tok/s decode here, but kept the test
-    /// process from exiting once (libdispatch parks an exiting main thread while other threads live): not yet in.
-    public static func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
-        let workers = min(threads, count)
-        if workers <= 1 {
-            for i in 0..<count { body(i) }
-            return
-        }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            for i in (count * w / workers)..<(count * (w + 1) / workers) { body(i) }
-        }
+    /// Runs `body(i)` for i in 0..<count over `threads` threads, each taking a contiguous range, on persistent
+    /// workers (inline when there is one thread or one item).
+    public static func parallelFor(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        pool.run(count, body)
     }
+
+    static let pool = WorkerPool(threads: threads)
 }
 
 /// A pointer handed to worker threads whose regions do not overlap (each thread writes its own outputs).
