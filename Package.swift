@@ -108,6 +108,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The GPU layer: CUDA driver, NVRTC and cuBLAS opened with dlopen at run time (no CUDA SDK at build time).
+        .target(
+            name: "CUDA",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // Tokenizers: byte-level BPE from GGUF vocabularies, pre-tokenizers, streaming detokenizer.
         .target(
             name: "Tokenizers",

@@ -108,9 +108,18 @@ public struct Matrix: @unchecked Sendable {
                 let y = UnsafeMutablePointer(mutating: ys.pointer)
                 for o in c * chunk..<min(m, (c + 1) * chunk) {
                     let b = bs.map { $0.pointer[o] } ?? 0
-                    for t in 0..<rows {
+                    var t = 0
+                    while t + 4 <= rows {  // tiles of 4 rows share the unpacked weights; same math per row
+                        let r = p.dot4(row: o, xp: xs.pointer + t * p.groups * 128, xStride: p.groups * 128,
+                                       blockSums: ss.pointer + t * p.groups * 4, sumStride: p.groups * 4,
+                                       nibbles: ns.pointer, scales: cs.pointer, mins: ms.pointer)
+                        for k in 0..<4 { y[(t + k) * m + o] = r[k] + b }
+                        t += 4
+                    }
+                    while t < rows {
                         y[t * m + o] = p.dot(row: o, xp: xs.pointer + t * p.groups * 128, blockSums: ss.pointer + t * p.groups * 4,
                                              nibbles: ns.pointer, scales: cs.pointer, mins: ms.pointer) + b
+                        t += 1
                     }
                 }
             }
@@ -131,8 +140,15 @@ public struct Matrix: @unchecked Sendable {
                 let y = UnsafeMutablePointer(mutating: ys.pointer)
                 for o in c * chunk..<min(m, (c + 1) * chunk) {
                     let b = bs.map { $0.pointer[o] } ?? 0
-                    for t in 0..<rows {
+                    var t = 0
+                    while t + 4 <= rows {
+                        let r = p.dot4(row: o, xp: xs.pointer + t * p.groups * 64, xStride: p.groups * 64, bytes: bs8.pointer, scales: cs.pointer)
+                        for k in 0..<4 { y[(t + k) * m + o] = r[k] + b }
+                        t += 4
+                    }
+                    while t < rows {
                         y[t * m + o] = p.dot(row: o, xp: xs.pointer + t * p.groups * 64, bytes: bs8.pointer, scales: cs.pointer) + b
+                        t += 1
                     }
                 }
             }

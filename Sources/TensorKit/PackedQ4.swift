@@ -94,4 +94,58 @@ struct PackedQ4: @unchecked Sendable {
     }
 }
 
+extension PackedQ4 {
+    /// `dot` for 4 activation rows at once: each group's nibbles are unpacked once and used for all 4 rows, and
+    /// every row goes through exactly the operations of `dot`, in the same order, so a row's result does not
+    /// depend on whether it was computed alone or in a tile (batch invariance).
+    @inline(__always)
+    func dot4(row: Int, xp: UnsafePointer<Float>, xStride: Int, blockSums: UnsafePointer<Float>, sumStride: Int,
+              nibbles nb: UnsafePointer<UInt32>, scales sc: UnsafePointer<Float>, mins mn: UnsafePointer<Float>) -> SIMD4<Float> {
+        let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
+        let mask = SIMD16<UInt32>(repeating: 0xF)
+        let bias = SIMD16<Float>(repeating: 8_388_608)
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        let words = UnsafeRawPointer(nb + row * groups * 16)
+        let x0 = UnsafeRawPointer(xp), x1 = UnsafeRawPointer(xp + xStride), x2 = UnsafeRawPointer(xp + 2 * xStride), x3 = UnsafeRawPointer(xp + 3 * xStride)
+        @inline(__always) func lanes(_ w: SIMD16<UInt32>, _ shift: UInt32) -> SIMD16<Float> {
+            unsafeBitCast(((w &>> shift) & mask) | magic, to: SIMD16<Float>.self) - bias
+        }
+        @inline(__always) func step(_ acc: inout SIMD16<Float>, _ x: UnsafeRawPointer, _ g: Int, _ l: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>), _ scale: SIMD16<Float>) {
+            @inline(__always) func xs(_ s: Int) -> SIMD16<Float> { x.loadUnaligned(fromByteOffset: (g * 8 + s) * 64, as: SIMD16<Float>.self) }
+            var p0 = l.0 * xs(0)
+            var p1 = l.1 * xs(1)
+            p0.addProduct(l.2, xs(2))
+            p1.addProduct(l.3, xs(3))
+            p0.addProduct(l.4, xs(4))
+            p1.addProduct(l.5, xs(5))
+            p0.addProduct(l.6, xs(6))
+            p1.addProduct(l.7, xs(7))
+            acc.addProduct(p0 + p1, scale)
+        }
+        for g in 0..<groups {
+            let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
+            let l = (lanes(w, 0), lanes(w, 4), lanes(w, 8), lanes(w, 12), lanes(w, 16), lanes(w, 20), lanes(w, 24), lanes(w, 28))
+            let d = UnsafeRawPointer(sc + row * groups * 4 + g * 4).loadUnaligned(as: SIMD4<Float>.self)
+            let scale = SIMD16<Float>(lowHalf: SIMD8(lowHalf: SIMD4(repeating: d[0]), highHalf: SIMD4(repeating: d[1])),
+                                      highHalf: SIMD8(lowHalf: SIMD4(repeating: d[2]), highHalf: SIMD4(repeating: d[3])))
+            step(&a0, x0, g, l, scale)
+            step(&a1, x1, g, l, scale)
+            step(&a2, x2, g, l, scale)
+            step(&a3, x3, g, l, scale)
+        }
+        var o0 = SIMD4<Float>(), o1 = SIMD4<Float>(), o2 = SIMD4<Float>(), o3 = SIMD4<Float>()
+        let m = UnsafeRawPointer(mn + row * groups * 4)
+        let s0 = UnsafeRawPointer(blockSums), s1 = UnsafeRawPointer(blockSums + sumStride)
+        let s2 = UnsafeRawPointer(blockSums + 2 * sumStride), s3 = UnsafeRawPointer(blockSums + 3 * sumStride)
+        for g in 0..<groups {
+            let mg = m.loadUnaligned(fromByteOffset: g * 16, as: SIMD4<Float>.self)
+            o0.addProduct(mg, s0.loadUnaligned(fromByteOffset: g * 16, as: SIMD4<Float>.self))
+            o1.addProduct(mg, s1.loadUnaligned(fromByteOffset: g * 16, as: SIMD4<Float>.self))
+            o2.addProduct(mg, s2.loadUnaligned(fromByteOffset: g * 16, as: SIMD4<Float>.self))
+            o3.addProduct(mg, s3.loadUnaligned(fromByteOffset: g * 16, as: SIMD4<Float>.self))
+        }
+        return SIMD4(a0.sum() + o0.sum(), a1.sum() + o1.sum(), a2.sum() + o2.sum(), a3.sum() + o3.sum())
+    }
+}
+
 enum GGMLTypeTag { case q4_0, q4_1 }

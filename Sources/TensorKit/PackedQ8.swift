@@ -63,4 +63,40 @@ struct PackedQ8: @unchecked Sendable {
         }
         return acc.sum()
     }
+
+    /// `dot` for 4 activation rows sharing each group's unpacked bytes; per row the same operations in the same
+    /// order as `dot` (batch invariance).
+    @inline(__always)
+    func dot4(row: Int, xp: UnsafePointer<Float>, xStride: Int, bytes bp: UnsafePointer<UInt32>, scales sc: UnsafePointer<Float>) -> SIMD4<Float> {
+        let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
+        let mask = SIMD16<UInt32>(repeating: 0xFF)
+        let flip = SIMD16<UInt32>(repeating: 0x80)
+        let bias = SIMD16<Float>(repeating: 8_388_608 + 128)
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        let words = UnsafeRawPointer(bp + row * groups * 16)
+        let xs4 = (UnsafeRawPointer(xp), UnsafeRawPointer(xp + xStride), UnsafeRawPointer(xp + 2 * xStride), UnsafeRawPointer(xp + 3 * xStride))
+        for g in 0..<groups {
+            let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
+            @inline(__always) func lanes(_ shift: UInt32) -> SIMD16<Float> {
+                unsafeBitCast((((w &>> shift) & mask) ^ flip) | magic, to: SIMD16<Float>.self) - bias
+            }
+            let l0 = lanes(0), l1 = lanes(8), l2 = lanes(16), l3 = lanes(24)
+            let d0 = sc[row * groups * 2 + 2 * g], d1 = sc[row * groups * 2 + 2 * g + 1]
+            let scale = SIMD16<Float>(lowHalf: SIMD8(repeating: d0), highHalf: SIMD8(repeating: d1))
+            @inline(__always) func step(_ acc: inout SIMD16<Float>, _ x: UnsafeRawPointer) {
+                @inline(__always) func xs(_ k: Int) -> SIMD16<Float> { x.loadUnaligned(fromByteOffset: (g * 4 + k) * 64, as: SIMD16<Float>.self) }
+                var partial = l0 * xs(0)
+                var other = l1 * xs(1)
+                partial.addProduct(l2, xs(2))
+                other.addProduct(l3, xs(3))
+                partial += other
+                acc.addProduct(partial, scale)
+            }
+            step(&a0, xs4.0)
+            step(&a1, xs4.1)
+            step(&a2, xs4.2)
+            step(&a3, xs4.3)
+        }
+        return SIMD4(a0.sum(), a1.sum(), a2.sum(), a3.sum())
+    }
 }

@@ -12,6 +12,8 @@ public struct RequestSample: Codable, Sendable {
     public var ttft: Double
     public var e2e: Double
     public var itl: [Double]
+    /// Whether the server sent a response head (a failure before it may be retried).
+    public var answered: Bool? = false
 
     /// Time per output token after the first.
     public var tpot: Double? { outputTokens > 1 ? (e2e - ttft) / Double(outputTokens - 1) : nil }
@@ -73,7 +75,17 @@ private func seconds(since t: ContinuousClock.Instant) -> Double {
     return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
 }
 
+/// One request; a pooled connection the server already closed (keep-alive expiry) fails before any response
+/// byte and is retried on a fresh connection, as HTTP clients do for requests nothing was answered to.
 func streamOne(_ request: BenchRequest, options: ServingLoadOptions, client: HTTPClient) async -> RequestSample {
+    var sample = await streamOnce(request, options: options, client: client)
+    for _ in 0..<2 where !sample.ok && sample.answered == false {
+        sample = await streamOnce(request, options: options, client: client)
+    }
+    return sample
+}
+
+private func streamOnce(_ request: BenchRequest, options: ServingLoadOptions, client: HTTPClient) async -> RequestSample {
     var body: [String: JSONValue] = ["stream": .bool(true), "max_tokens": .number(Double(request.outputTokens)),
                                      "temperature": .number(0), "ignore_eos": .bool(options.ignoreEOS),
                                      "stream_options": .object(["include_usage": .bool(true)])]
@@ -90,11 +102,12 @@ func streamOne(_ request: BenchRequest, options: ServingLoadOptions, client: HTT
     http.method = .POST
     http.headers.add(name: "Content-Type", value: "application/json")
     if let key = options.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(key)") }
-    var sample = RequestSample(ok: false, error: nil, promptTokens: 0, outputTokens: 0, ttft: 0, e2e: 0, itl: [])
+    var sample = RequestSample(ok: false, error: nil, promptTokens: 0, outputTokens: 0, ttft: 0, e2e: 0, itl: [], answered: false)
     let sent = ContinuousClock.now
     do {
         http.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(JSONValue.object(body))))
         let response = try await client.execute(http, timeout: .seconds(600))
+        sample.answered = true
         guard response.status == .ok else {
             let text = try await response.body.collect(upTo: 1 << 20)
             sample.error = "HTTP \(response.status.code): \(String(buffer: text).prefix(200))"

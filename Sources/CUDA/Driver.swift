@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CUDA driver API calls we use, resolved from `libcuda.so.1` at run time. Every call's result is checked by
+/// `check`, which turns a failure into a `GPUError.call` naming the call.
+public final class CUDADriver: @unchecked Sendable {
+    typealias Result = Int32
+    let library: DynamicLibrary
+    let cuInit: @convention(c) (UInt32) -> Result
+    let cuDeviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
+    let cuDeviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Result
+    let cuDeviceGetName: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result
+    let cuDeviceGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, Int32) -> Result
+    let cuDevicePrimaryCtxRetain: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> Result
+    let cuCtxSetCurrent: @convention(c) (OpaquePointer?) -> Result
+    let cuCtxSynchronize: @convention(c) () -> Result
+    let cuMemGetInfo: @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Result
+    let cuMemAlloc: @convention(c) (UnsafeMutablePointer<UInt64>, Int) -> Result
+    let cuMemFree: @convention(c) (UInt64) -> Result
+    let cuMemcpyHtoD: @convention(c) (UInt64, UnsafeRawPointer, Int) -> Result
+    let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer, UInt64, Int) -> Result
+    let cuMemcpyDtoD: @convention(c) (UInt64, UInt64, Int) -> Result
+    let cuMemsetD8: @convention(c) (UInt64, UInt8, Int) -> Result
+    let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> Result
+    let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> Result
+    let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
+                                        UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result
+    let cuGetErrorString: @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
+
+    public init() throws(GPUError) {
+        let lib = try DynamicLibrary(names: ["libcuda.so.1", "libcuda.so"], what: "the CUDA driver (libcuda.so.1)")
+        library = lib
+        cuInit = try lib.symbol("cuInit", as: type(of: cuInit))
+        cuDeviceGetCount = try lib.symbol("cuDeviceGetCount", as: type(of: cuDeviceGetCount))
+        cuDeviceGet = try lib.symbol("cuDeviceGet", as: type(of: cuDeviceGet))
+        cuDeviceGetName = try lib.symbol("cuDeviceGetName", as: type(of: cuDeviceGetName))
+        cuDeviceGetAttribute = try lib.symbol("cuDeviceGetAttribute", as: type(of: cuDeviceGetAttribute))
+        cuDevicePrimaryCtxRetain = try lib.symbol("cuDevicePrimaryCtxRetain", as: type(of: cuDevicePrimaryCtxRetain))
+        cuCtxSetCurrent = try lib.symbol("cuCtxSetCurrent", as: type(of: cuCtxSetCurrent))
+        cuCtxSynchronize = try lib.symbol("cuCtxSynchronize", as: type(of: cuCtxSynchronize))
+        cuMemGetInfo = try lib.symbol("cuMemGetInfo_v2", as: type(of: cuMemGetInfo))
+        cuMemAlloc = try lib.symbol("cuMemAlloc_v2", as: type(of: cuMemAlloc))
+        cuMemFree = try lib.symbol("cuMemFree_v2", as: type(of: cuMemFree))
+        cuMemcpyHtoD = try lib.symbol("cuMemcpyHtoD_v2", as: type(of: cuMemcpyHtoD))
+        cuMemcpyDtoH = try lib.symbol("cuMemcpyDtoH_v2", as: type(of: cuMemcpyDtoH))
+        cuMemcpyDtoD = try lib.symbol("cuMemcpyDtoD_v2", as: type(of: cuMemcpyDtoD))
+        cuMemsetD8 = try lib.symbol("cuMemsetD8_v2", as: type(of: cuMemsetD8))
+        cuModuleLoadData = try lib.symbol("cuModuleLoadData", as: type(of: cuModuleLoadData))
+        cuModuleGetFunction = try lib.symbol("cuModuleGetFunction", as: type(of: cuModuleGetFunction))
+        cuLaunchKernel = try lib.symbol("cuLaunchKernel", as: type(of: cuLaunchKernel))
+        cuGetErrorString = try lib.symbol("cuGetErrorString", as: type(of: cuGetErrorString))
+    }
+
+    /// Turns a CUresult into an error naming the call.
+    func check(_ result: Result, _ call: String) throws(GPUError) {
+        guard result != 0 else { return }
+        var text: UnsafePointer<CChar>?
+        _ = cuGetErrorString(result, &text)
+        throw .call(call, code: result, message: text.map { String(cString: $0) } ?? "unknown error")
+    }
+}
+
+/// NVRTC: CUDA C source to a cubin for the device's architecture, at run time.
+public final class NVRTC: @unchecked Sendable {
+    typealias Result = Int32
+    let library: DynamicLibrary
+    let createProgram: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32,
+                                       UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> Result
+    let compileProgram: @convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Result
+    let getLogSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Result
+    let getLog: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Result
+    let getCubinSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Result
+    let getCubin: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Result
+    let destroyProgram: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Result
+
+    public init() throws(GPUError) {
+        let lib = try DynamicLibrary(names: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], what: "NVRTC (libnvrtc.so)")
+        library = lib
+        createProgram = try lib.symbol("nvrtcCreateProgram", as: type(of: createProgram))
+        compileProgram = try lib.symbol("nvrtcCompileProgram", as: type(of: compileProgram))
+        getLogSize = try lib.symbol("nvrtcGetProgramLogSize", as: type(of: getLogSize))
+        getLog = try lib.symbol("nvrtcGetProgramLog", as: type(of: getLog))
+        getCubinSize = try lib.symbol("nvrtcGetCUBINSize", as: type(of: getCubinSize))
+        getCubin = try lib.symbol("nvrtcGetCUBIN", as: type(of: getCubin))
+        destroyProgram = try lib.symbol("nvrtcDestroyProgram", as: type(of: destroyProgram))
+    }
+
+    /// Compiles `source` for `sm_<arch>` and returns the cubin bytes.
+    public func compile(_ source: String, name: String, arch: Int, options extra: [String] = []) throws(GPUError) -> [UInt8] {
+        var program: OpaquePointer?
+        let created = source.withCString { src in name.withCString { createProgram(&program, src, $0, 0, nil, nil) } }
+        guard created == 0 else { throw .call("nvrtcCreateProgram", code: created, message: name) }
+        defer { _ = destroyProgram(&program) }
+        let options = ["--gpu-architecture=sm_\(arch)", "--std=c++17", "-default-device", "--use_fast_math=false"] + extra
+        let cStrings = options.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        let pointers = cStrings.map { UnsafePointer<CChar>($0) }
+        let compiled = pointers.withUnsafeBufferPointer { compileProgram(program, Int32(options.count), $0.baseAddress) }
+        if compiled != 0 {
+            var size = 0
+            _ = getLogSize(program, &size)
+            var log = [CChar](repeating: 0, count: max(size, 1))
+            _ = getLog(program, &log)
+            throw .compile(name, log: String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        var size = 0
+        _ = getCubinSize(program, &size)
+        var cubin = [CChar](repeating: 0, count: size)
+        _ = getCubin(program, &cubin)
+        return cubin.map { UInt8(bitPattern: $0) }
+    }
+}
+
+/// cuBLAS, for the GEMMs: bf16 inputs, fp32 accumulation.
+public final class CuBLAS: @unchecked Sendable {
+    typealias Status = Int32
+    let library: DynamicLibrary
+    let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status
+    let gemmEx: @convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, UnsafeRawPointer?, Int32, Int32,
+                                UnsafeRawPointer?, Int32, Int32, UnsafeRawPointer, UnsafeMutableRawPointer?, Int32, Int32, Int32, Int32) -> Status
+    public let handle: OpaquePointer?
+
+    public static let r32F: Int32 = 0, r16BF: Int32 = 14, compute32F: Int32 = 68, opN: Int32 = 0, opT: Int32 = 1
+
+    public init() throws(GPUError) {
+        let lib = try DynamicLibrary(names: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"], what: "cuBLAS (libcublas.so)")
+        library = lib
+        create = try lib.symbol("cublasCreate_v2", as: type(of: create))
+        gemmEx = try lib.symbol("cublasGemmEx", as: type(of: gemmEx))
+        var h: OpaquePointer?
+        let status = create(&h)
+        guard status == 0 else { throw .call("cublasCreate_v2", code: status, message: "cuBLAS status \(status)") }
+        handle = h
+    }
+}
