@@ -114,6 +114,12 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // The Llama forward pass on NVIDIA GPUs (bf16 weights, cuBLAS GEMMs, NVRTC kernels, paged KV in device memory).
+        .target(
+            name: "GPUModel",
+            dependencies: ["CUDA", "Models", "ModelFiles", "TensorKit"],
+            swiftSettings: strict
+        ),
         // Tokenizers: byte-level BPE from GGUF vocabularies, pre-tokenizers, streaming detokenizer.
         .target(
             name: "Tokenizers",
@@ -172,6 +178,8 @@ let package = Package(
                 "Engine",
                 "OpenAIServer",
                 "KVTransfer",
+                "CUDA",
+                "GPUModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

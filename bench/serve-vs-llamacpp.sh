@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serving throughput and latency against llama-server in the same run: same GGUF, same threads, same request mix
-# (random prompts of ~128 tokens, 64 output tokens, ignore_eos, streamed) at each concurrency; each server runs
+# (random prompts of ~128 tokens, 64 output tokens, ignore_eos, streamed; new prompts at each concurrency, so no
+# prompt cache helps either side) at each concurrency; each server runs
 # alone. Needs bench/fetch-llamacpp.sh (builds the peer; nothing of it is committed).
 # Usage: bench/serve-vs-llamacpp.sh [MODEL.gguf] [THREADS] [CONCURRENCIES]
 set -euo pipefail
@@ -20,12 +21,12 @@ run_all() {  # label
     for c in $CONCURRENCIES; do
         n=$(( c * 4 > 16 ? c * 4 : 16 ))
         "$SWIFTWISE" bench serve --url "http://127.0.0.1:$PORT" --model m --label "$1" --num-prompts "$n" \
-            --input-len 128 --output-len 64 --ignore-eos --max-concurrency "$c" --seed 7 --json "$OUT/$1-c$c.json" 2>/dev/null >/dev/null
+            --input-len 128 --output-len 64 --ignore-eos --max-concurrency "$c" --seed "$c" --json "$OUT/$1-c$c.json" 2>/dev/null >/dev/null
     done
 }
 
 "$LLAMA_SERVER" -m "$MODEL" -t "$THREADS" --parallel 16 -c $((16 * 512)) --host 127.0.0.1 --port $PORT -a m \
-    --no-webui >"$OUT/llama-server.log" 2>&1 &
+    --threads-http 64 --no-webui >"$OUT/llama-server.log" 2>&1 &
 PID=$!
 wait_ready || { echo "llama-server did not start; see $OUT/llama-server.log"; kill $PID; exit 1; }
 run_all llama-server

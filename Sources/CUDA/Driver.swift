@@ -92,7 +92,7 @@ public final class NVRTC: @unchecked Sendable {
         let created = source.withCString { src in name.withCString { createProgram(&program, src, $0, 0, nil, nil) } }
         guard created == 0 else { throw .call("nvrtcCreateProgram", code: created, message: name) }
         defer { _ = destroyProgram(&program) }
-        let options = ["--gpu-architecture=sm_\(arch)", "--std=c++17", "-default-device", "--use_fast_math=false"] + extra
+        let options = ["--gpu-architecture=sm_\(arch)", "--std=c++17", "-default-device"] + extra
         let cStrings = options.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         let pointers = cStrings.map { UnsafePointer<CChar>($0) }
@@ -114,10 +114,10 @@ public final class NVRTC: @unchecked Sendable {
 
 /// cuBLAS, for the GEMMs: bf16 inputs, fp32 accumulation.
 public final class CuBLAS: @unchecked Sendable {
-    typealias Status = Int32
+    public typealias Status = Int32
     let library: DynamicLibrary
     let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status
-    let gemmEx: @convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, UnsafeRawPointer?, Int32, Int32,
+    public let gemmEx: @convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, UnsafeRawPointer?, Int32, Int32,
                                 UnsafeRawPointer?, Int32, Int32, UnsafeRawPointer, UnsafeMutableRawPointer?, Int32, Int32, Int32, Int32) -> Status
     public let handle: OpaquePointer?
 

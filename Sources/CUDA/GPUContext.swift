@@ -102,6 +102,10 @@ public final class GPUContext: @unchecked Sendable {
         try driver.check(driver.cuMemcpyDtoH(destination, ptr, bytes), "cuMemcpyDtoH")
     }
 
+    public func copy(_ source: UInt64, to destination: UInt64, bytes: Int) throws(GPUError) {
+        try driver.check(driver.cuMemcpyDtoD(destination, source, bytes), "cuMemcpyDtoD")
+    }
+
     public func synchronize() throws(GPUError) {
         try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize")
     }
@@ -124,6 +128,7 @@ public final class GPUContext: @unchecked Sendable {
 public enum KernelArgument: Sendable {
     case pointer(UInt64)
     case int32(Int32)
+    case int64(Int64)
     case float(Float)
 
     func cell() -> UnsafeMutableRawPointer {
@@ -131,6 +136,7 @@ public enum KernelArgument: Sendable {
         switch self {
         case .pointer(let p): cell.storeBytes(of: p, as: UInt64.self)
         case .int32(let i): cell.storeBytes(of: i, as: Int32.self)
+        case .int64(let i): cell.storeBytes(of: i, as: Int64.self)
         case .float(let f): cell.storeBytes(of: f, as: Float.self)
         }
         return cell

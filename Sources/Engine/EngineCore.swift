@@ -7,9 +7,8 @@ import Models
 /// cache). Requests arrive through `submit`, which returns the request's event stream; cancelling the stream's
 /// consumer aborts the request and frees its blocks.
 public final class EngineCore: @unchecked Sendable {
-    public let model: LlamaModel
+    public let backend: any ForwardBackend
     public let config: EngineConfig
-    public let cache: PagedKVCache
     let logger: Logger
     let metrics: EngineMetrics
 
@@ -27,11 +26,11 @@ public final class EngineCore: @unchecked Sendable {
     private var running: [Sequence] = []
     private let sharedHashes: SharedHashes
 
-    public init(model: LlamaModel, config: EngineConfig, metricsFactory: any MetricsFactory, logger: Logger) {
-        self.model = model
+    /// `backend` must hold `config.numBlocks` blocks of `config.blockSize` tokens.
+    public init(backend: any ForwardBackend, config: EngineConfig, metricsFactory: any MetricsFactory, logger: Logger) {
+        self.backend = backend
         self.config = config
         self.logger = logger
-        cache = PagedKVCache(config: model.config, blockSize: config.blockSize, numBlocks: config.numBlocks)
         blocks = BlockManager(numBlocks: config.numBlocks, blockSize: config.blockSize, prefixCaching: config.enablePrefixCaching)
         sharedHashes = blocks.sharedHashes
         metrics = EngineMetrics(factory: metricsFactory)
@@ -150,8 +149,20 @@ public final class EngineCore: @unchecked Sendable {
             SequenceStep(tokens: Array(s.tokens[s.computed..<s.computed + n]), start: s.computed, blockTable: s.blockTable,
                          logits: s.computed + n == s.tokens.count ? .last : .none)
         }
-        var logits = model.forward(batch, cache: cache)
-        let vocab = model.config.vocabSize
+        var logits: [Float]
+        do {
+            logits = try backend.forward(batch)
+        } catch {
+            // A failing device is not recoverable here: every scheduled request ends (aborted), the loop goes on.
+            logger.error("forward pass failed: \(error)")
+            for (s, _) in scheduled {
+                running.removeAll { $0 === s }
+                finish(s, .abort)
+            }
+            updateGauges()
+            return
+        }
+        let vocab = backend.config.vocabSize
         var row = 0
         var done: [(Sequence, FinishReason)] = []
         for (s, n) in scheduled {
@@ -192,6 +203,7 @@ public final class EngineCore: @unchecked Sendable {
                 start = end
             }
         }
+        // Blocks for the tokens computed now, and for any imported KV beyond them.
         let n = min(s.tokens.count - start, budget)
         let needed = (start + n + bs - 1) / bs - cached.count
         // Take the cached blocks before allocating: an allocation may otherwise evict one of them.
@@ -203,10 +215,16 @@ public final class EngineCore: @unchecked Sendable {
         s.blockTable = cached + fresh
         s.registered = cached.count
         s.lastHash = cached.isEmpty ? PrefixHash.root : PrefixHash.blockHashes(Array(s.tokens[0..<local]), blockSize: bs).last!
-        if let imported, let ext = s.external {
-            ext.data.withUnsafeBufferPointer { data in
-                cache.import(blockTable: s.blockTable, range: imported, from: data.baseAddress!, bufferTokens: ext.range.count,
-                             bufferOffset: imported.lowerBound - ext.range.lowerBound)
+        if let range = imported, let ext = s.external {
+            do {
+                try ext.data.withUnsafeBufferPointer { data in
+                    try backend.importKV(blockTable: s.blockTable, range: range, from: data.baseAddress!, bufferTokens: ext.range.count,
+                                         bufferOffset: range.lowerBound - ext.range.lowerBound)
+                }
+            } catch {
+                logger.warning("importing external KV failed (\(error)); recomputing")
+                start = local
+                imported = nil
             }
         }
         if !s.admittedBefore {
@@ -257,10 +275,15 @@ public final class EngineCore: @unchecked Sendable {
 
     private func exportPrompt(_ s: Sequence) {
         let p = s.request.prompt.count
-        var data = [Float](repeating: 0, count: 2 * cache.layers * p * cache.kvDim)
-        data.withUnsafeMutableBufferPointer { cache.export(blockTable: s.blockTable, range: 0..<p, into: $0.baseAddress!) }
+        let c = backend.config
+        var data = [Float](repeating: 0, count: 2 * c.layers * p * c.kvDim)
         s.exported = true
-        s.continuation.yield(.promptKV(ExternalKV(range: 0..<p, data: data)))
+        do {
+            try data.withUnsafeMutableBufferPointer { try backend.exportKV(blockTable: s.blockTable, range: 0..<p, into: $0.baseAddress!) }
+            s.continuation.yield(.promptKV(ExternalKV(range: 0..<p, data: data)))
+        } catch {
+            logger.warning("exporting the prompt's KV failed (\(error)); it is not stored")
+        }
     }
 
     private func emit(_ s: Sequence, _ sampled: SampledToken) {

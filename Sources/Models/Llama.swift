@@ -9,45 +9,31 @@ import Glibc
 public final class LlamaModel: @unchecked Sendable {
     public let config: ModelConfig
     let weights: LlamaWeights
-    /// inv_freq[i] = θ^(−2i/d) for the rotate-half RoPE pairs (i, i + d/2).
-    let inverseFrequencies: [Float]
+    /// inv_freq[i] = θ^(−2i/d) for the rotate-half RoPE pairs (i, i + d/2), after any RoPE scaling.
+    public let inverseFrequencies: [Float]
 
     /// `reference`: dequantize every matrix to fp32 (the reference path); otherwise quantized matrices stay
     /// quantized in memory and are dequantized inside the dot products.
     public convenience init(gguf: GGUFFile, reference: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
-        var config = try ModelConfig(gguf: gguf)
-        // Llama 3 GGUFs carry their RoPE scaling as per-frequency divisors (`rope_freqs.weight`).
-        var divisors: [Float]?
-        if let info = gguf.tensors["rope_freqs.weight"] {
-            guard info.dimensions == [config.headDim / 2] else {
-                throw .malformed(path: gguf.path, field: "rope_freqs.weight", "shape \(info.dimensions), expected [\(config.headDim / 2)]")
-            }
-            divisors = Dequantize.tensor(gguf, info)
-            config.ropeScaling = nil
-        }
-        try self.init(store: gguf, naming: .gguf, config: config, reference: reference, ropeDivisors: divisors, progress: progress)
+        try self.init(checkpoint: LlamaCheckpoint(gguf: gguf), reference: reference, progress: progress)
     }
 
     /// A Hugging Face folder: `config.json` and `model.safetensors` (or its sharded index).
     public convenience init(huggingFace directory: String, progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
-        let config = try ModelConfig(huggingFace: directory + "/config.json")
-        let store = try SafetensorsCheckpoint(directory: directory)
-        try self.init(store: store, naming: .huggingFace, config: config, reference: false, ropeDivisors: nil, progress: progress)
+        try self.init(checkpoint: LlamaCheckpoint(huggingFace: directory), progress: progress)
     }
 
-    init(store: any TensorStore, naming: LlamaWeights.Naming, config: ModelConfig, reference: Bool, ropeDivisors: [Float]?,
-         progress: ((Int, Int) -> Void)?) throws(ModelFileError) {
+    public init(checkpoint: LlamaCheckpoint, reference: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
+        let config = checkpoint.config
         guard ["llama", "mistral", "qwen2"].contains(config.architecture) else {
-            throw .unsupported(path: store.path, field: naming == .gguf ? "general.architecture" : "model_type", "'\(config.architecture)' (llama, mistral, qwen2)")
+            throw .unsupported(path: checkpoint.store.path, field: checkpoint.naming == .gguf ? "general.architecture" : "model_type",
+                               "'\(config.architecture)' (llama, mistral, qwen2)")
         }
         self.config = config
-        weights = try LlamaWeights(store: store, naming: naming, config: config, keepQuantized: !reference, progress: progress)
+        weights = try LlamaWeights(store: checkpoint.store, naming: checkpoint.naming, config: config, keepQuantized: !reference,
+                                   progress: progress)
         progress?(config.layers, config.layers)
-        let half = config.headDim / 2
-        var frequencies = (0..<half).map { i in powf(config.ropeTheta, -Float(2 * i) / Float(config.headDim)) }
-        if let scaling = config.ropeScaling { frequencies = scaling.apply(frequencies) }
-        if let ropeDivisors { frequencies = zip(frequencies, ropeDivisors).map { $0 / $1 } }
-        inverseFrequencies = frequencies
+        inverseFrequencies = checkpoint.inverseFrequencies
     }
 
     /// Runs `tokens` at positions cache.count ..< cache.count + tokens.count, appending their K/V to `cache`.

@@ -12,17 +12,17 @@ struct LayerWeights {
     var wGate: Matrix, wUp: Matrix, wDown: Matrix
 }
 
-struct LlamaWeights {
+public struct LlamaWeights {
     var embedding: Matrix       // [vocab × hidden]
     var layers: [LayerWeights]
     var outputNorm: [Float]
     var output: Matrix          // [vocab × hidden]; the embedding when tied
 
-    /// Tensor names of a checkpoint format.
-    enum Naming {
+    /// Tensor names of a checkpoint format (public: the GPU backend loads the same tensors).
+    public enum Naming: Sendable {
         case gguf, huggingFace
 
-        func global(_ role: String) -> String {
+        public func global(_ role: String) -> String {
             switch (self, role) {
             case (.gguf, "embedding"): return "token_embd.weight"
             case (.gguf, "outputNorm"): return "output_norm.weight"
@@ -33,7 +33,7 @@ struct LlamaWeights {
             }
         }
 
-        func layer(_ l: Int, _ role: String) -> String {
+        public func layer(_ l: Int, _ role: String) -> String {
             switch self {
             case .gguf:
                 let names = ["attnNorm": "attn_norm.weight", "q": "attn_q.weight", "k": "attn_k.weight", "v": "attn_v.weight",
@@ -95,7 +95,7 @@ struct LlamaWeights {
     }
 
     /// Source rows that undo the GGUF converter's permutation within each head: HF row k·(D/2)+j is GGUF row 2j+k.
-    static func unpermutedOrder(heads: Int, headDim: Int) -> [Int] {
+    public static func unpermutedOrder(heads: Int, headDim: Int) -> [Int] {
         let half = headDim / 2
         var order = [Int](repeating: 0, count: heads * headDim)
         for h in 0..<heads {

@@ -16,6 +16,8 @@ struct CompletionRequest {
     /// Chat: `logprobs: true` plus `top_logprobs`; completions: `logprobs: N`.
     var logprobs: Int?
     var echo = false
+    /// vLLM's `return_tokens_as_token_ids`: logprob tokens as "token_id:N" (exact ids, whatever the vocabulary).
+    var tokensAsIDs = false
 
     init(kind: Kind, json: JSONValue, served: ServedModel) throws(OpenAIError) {
         self.kind = kind
@@ -75,8 +77,8 @@ struct CompletionRequest {
         if let ids = json["stop_token_ids"], ids != .null {
             guard let list = ids.arrayValue else { throw OpenAIError(status: 400, message: "'stop_token_ids' must be a list of integers", param: "stop_token_ids") }
             for id in list {
-                guard case .number(let v) = id, v.rounded() == v, v >= 0, v < Double(served.model.config.vocabSize) else {
-                    throw OpenAIError(status: 400, message: "'stop_token_ids' must hold token ids below \(served.model.config.vocabSize)", param: "stop_token_ids")
+                guard case .number(let v) = id, v.rounded() == v, v >= 0, v < Double(served.config.vocabSize) else {
+                    throw OpenAIError(status: 400, message: "'stop_token_ids' must hold token ids below \(served.config.vocabSize)", param: "stop_token_ids")
                 }
                 params.stopTokenIDs.insert(Int(v))
             }
@@ -93,6 +95,7 @@ struct CompletionRequest {
         }
         n = try body.int("n", in: 1...16) ?? 1
         stream = try body.bool("stream") ?? false
+        tokensAsIDs = try body.bool("return_tokens_as_token_ids") ?? false
         if case .object? = json["stream_options"] {
             includeUsage = try Fields(json["stream_options"]!).bool("include_usage") ?? false
         }
@@ -100,7 +103,7 @@ struct CompletionRequest {
 
     /// `prompt`: a string, a list of token ids, or a list of either.
     private static func prompts(_ value: JSONValue?, served: ServedModel, addSpecial: Bool) throws(OpenAIError) -> [[Int]] {
-        let vocab = served.model.config.vocabSize
+        let vocab = served.config.vocabSize
         func ids(_ list: [JSONValue]) throws(OpenAIError) -> [Int] {
             try list.map { v throws(OpenAIError) in
                 guard case .number(let x) = v, x.rounded() == x, x >= 0, x < Double(vocab) else {

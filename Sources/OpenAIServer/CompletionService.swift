@@ -44,8 +44,10 @@ struct CompletionService: Sendable {
             for runner in runners { engine.abort(runner.request.id) }
             throw error
         }
-        let format = ResponseFormat(id: id, created: created, model: request.model ?? served.primaryName, isChat: isChat,
-                                    tokenizer: served.tokenizer, promptTokens: request.prompts.reduce(0) { $0 + $1.count })
+        var template = ResponseFormat(id: id, created: created, model: request.model ?? served.primaryName, isChat: isChat,
+                                      tokenizer: served.tokenizer, promptTokens: request.prompts.reduce(0) { $0 + $1.count })
+        template.tokensAsIDs = request.tokensAsIDs
+        let format = template
         let jobs = Array(zip(runners, streams))
         if request.stream {
             let includeUsage = request.includeUsage

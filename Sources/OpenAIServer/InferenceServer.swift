@@ -144,7 +144,7 @@ public final class InferenceServer: Sendable {
 
     /// vLLM's `/detokenize`: `{"tokens"}` → `{"prompt"}`.
     private func detokenize(_ json: JSONValue) throws(OpenAIError) -> Response {
-        let vocab = served.model.config.vocabSize
+        let vocab = served.config.vocabSize
         guard let list = json["tokens"]?.arrayValue else { throw OpenAIError(status: 400, message: "'tokens' must be a list of integers", param: "tokens") }
         var ids: [Int] = []
         for v in list {

@@ -10,6 +10,7 @@ struct ResponseFormat: Sendable {
     let isChat: Bool
     let tokenizer: BPETokenizer
     let promptTokens: Int
+    var tokensAsIDs = false
 
     private var object: String { isChat ? "chat.completion" : "text_completion" }
 
@@ -71,7 +72,7 @@ struct ResponseFormat: Sendable {
     }
 
     private func logprobs(_ tokens: [SampledToken]) -> JSONValue {
-        func text(_ id: Int) -> String { tokenizer.decode([id]) }
+        func text(_ id: Int) -> String { tokensAsIDs ? "token_id:\(id)" : tokenizer.decode([id]) }
         func bytes(_ id: Int) -> JSONValue { .array(tokenizer.bytes(of: [id]).map { .number(Double($0)) }) }
         if isChat {
             return .object(["content": .array(tokens.map { t in

@@ -7,7 +7,7 @@ import Tokenizers
 
 /// A loaded checkpoint as the API sees it: the network, its tokenizer and chat template, and the names it answers to.
 public final class ServedModel: Sendable {
-    public let model: LlamaModel
+    public let config: ModelConfig
     public let tokenizer: BPETokenizer
     public let chatTemplate: Template?
     public let names: [String]
@@ -15,8 +15,8 @@ public final class ServedModel: Sendable {
     let bosText: String
     let eosText: String
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, chatTemplate: String?, names: [String], maxModelLen: Int) throws {
-        self.model = model
+    public init(config: ModelConfig, tokenizer: BPETokenizer, chatTemplate: String?, names: [String], maxModelLen: Int) throws {
+        self.config = config
         self.tokenizer = tokenizer
         self.chatTemplate = try chatTemplate.map { try Template($0) }
         self.names = names
@@ -25,29 +25,23 @@ public final class ServedModel: Sendable {
         eosText = tokenizer.eosTokenIDs.min().map { tokenizer.vocabulary[$0] } ?? ""
     }
 
-    /// Loads a GGUF file (quantized weights stay quantized in memory) or a Hugging Face folder.
-    public static func load(path: String, names: [String], maxModelLen: Int?,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> ServedModel {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ModelFileError.io(path: path, "no such file or folder")
-        }
-        let model: LlamaModel, tokenizer: BPETokenizer, template: String?
-        if isDirectory.boolValue {
-            tokenizer = try BPETokenizer(huggingFaceDirectory: path)
-            model = try LlamaModel(huggingFace: path, progress: progress)
-            template = try HFChatTemplate.load(directory: path)
-        } else {
-            let gguf = try GGUFFile(path: path)
+    /// The tokenizer, chat template and limits of a GGUF file or a Hugging Face folder (the weights are loaded
+    /// by the backend: `LlamaModel` on CPU, `GPULlama` on CUDA).
+    public static func load(checkpoint: LlamaCheckpoint, path: String, names: [String], maxModelLen: Int?) throws -> ServedModel {
+        let tokenizer: BPETokenizer, template: String?
+        if let gguf = checkpoint.store as? GGUFFile {
             tokenizer = try BPETokenizer(gguf: gguf)
-            model = try LlamaModel(gguf: gguf, progress: progress)
             template = gguf.string("tokenizer.chat_template")
+        } else {
+            tokenizer = try BPETokenizer(huggingFaceDirectory: path)
+            template = try HFChatTemplate.load(directory: path)
         }
-        guard tokenizer.vocabulary.count <= model.config.vocabSize else {
-            throw ModelFileError.malformed(path: path, field: "vocabulary", "the tokenizer has \(tokenizer.vocabulary.count) tokens, the model \(model.config.vocabSize)")
+        let config = checkpoint.config
+        guard tokenizer.vocabulary.count <= config.vocabSize else {
+            throw ModelFileError.malformed(path: path, field: "vocabulary", "the tokenizer has \(tokenizer.vocabulary.count) tokens, the model \(config.vocabSize)")
         }
-        let limit = min(maxModelLen ?? model.config.contextLength, model.config.contextLength)
-        return try ServedModel(model: model, tokenizer: tokenizer, chatTemplate: template, names: names, maxModelLen: limit)
+        let limit = min(maxModelLen ?? config.contextLength, config.contextLength)
+        return try ServedModel(config: config, tokenizer: tokenizer, chatTemplate: template, names: names, maxModelLen: limit)
     }
 
     /// The default model name: the MODEL argument, as vLLM does.

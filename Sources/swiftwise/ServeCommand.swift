@@ -1,5 +1,7 @@
 import ArgumentParser
+import CUDA
 import Engine
+import GPUModel
 import Foundation
 import Logging
 import Models
@@ -20,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Maximum tokens computed per engine step (chunked prefill budget).") var maxNumBatchedTokens = 512
     @Option(help: "Requests that may queue beyond --max-num-seqs before new ones get 503.") var maxQueuedRequests = 1024
     @Option(help: "Memory for the KV cache, e.g. 2GiB.") var kvCacheMemory = ByteSize(bytes: 1 << 30)
-    @Option(help: "GPU only; ignored with a warning on --device cpu.") var gpuMemoryUtilization: Double?
+    @Option(help: "With --device cuda: share of device memory for weights + KV cache (default 0.9), as in vLLM.") var gpuMemoryUtilization: Double?
     @Option(help: "Tokens per KV cache block.") var blockSize = 16
     @Flag(inversion: .prefixedEnableDisable, help: "Reuse KV blocks of shared prompt prefixes.") var prefixCaching = true
     @Flag(name: .customLong("no-enable-prefix-caching"), help: "Same as --disable-prefix-caching (vLLM's spelling).") var noEnablePrefixCaching = false
@@ -36,6 +38,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest accepted request body.") var maxBodySize = ByteSize(bytes: 32 << 20)
     @OptionGroup var logging: LoggingOptions
 
+    static func parameterCount(_ c: ModelConfig) -> Int {
+        let perLayer = c.hiddenSize * (c.heads * c.headDim) * 2 + c.hiddenSize * c.kvDim * 2 + 3 * c.hiddenSize * c.ffnSize
+        return c.layers * perLayer + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 1 : 2)
+    }
+
     func validate() throws {
         guard device == "cpu" || device == "cuda" else { throw ValidationError("--device must be cpu or cuda") }
         guard tensorParallelSize == 1 else { throw ValidationError("--tensor-parallel-size \(tensorParallelSize) is not supported (1 only)") }
@@ -50,19 +57,37 @@ struct ServeCommand: AsyncParsableCommand {
         bootstrapLogging(level: logging.level)
         let logger = Logger(label: "swiftwise.serve")
         if let threads { setenv("SWIFTWISE_THREADS", String(threads), 1) }
-        if device == "cuda" { throw ValidationError("--device cuda: the GPU backend is not built yet; use --device cpu") }
-        if gpuMemoryUtilization != nil { logger.warning("--gpu-memory-utilization has no effect on --device cpu; the KV cache uses --kv-cache-memory") }
+        if device == "cpu", gpuMemoryUtilization != nil { logger.warning("--gpu-memory-utilization has no effect on --device cpu; the KV cache uses --kv-cache-memory") }
         let names = servedModelName.isEmpty ? [model] : servedModelName
         let loadStart = ContinuousClock.now
-        let served = try ServedModel.load(path: model, names: names, maxModelLen: maxModelLen) { done, total in
-            ProgressBar.draw(label: "loading weights", done: done, total: total)
-        }
-        let config = served.model.config
+        let checkpoint = try LlamaCheckpoint.open(model)
+        let served = try ServedModel.load(checkpoint: checkpoint, path: model, names: names, maxModelLen: maxModelLen)
+        let config = served.config
         let bytesPerBlock = PagedKVCache.bytesPerToken(config) * blockSize
-        let numBlocks = kvCacheMemory.bytes / bytesPerBlock
+        let progress: (Int, Int) -> Void = { done, total in ProgressBar.draw(label: "loading weights", done: done, total: total) }
+        let backend: any ForwardBackend
+        let numBlocks: Int
+        if device == "cuda" {
+            let gpu = try GPUContext()
+            // vLLM's rule: the KV cache gets what is left of `utilization × total` after the weights (estimated
+            // here from the checkpoint: bf16) and the scratch buffers.
+            let utilization = gpuMemoryUtilization ?? 0.9
+            guard utilization > 0, utilization <= 1 else { throw ValidationError("--gpu-memory-utilization must be in (0, 1]") }
+            let memory = gpu.memory
+            let weights = Self.parameterCount(config) * 2
+            let budget = Int(Double(memory.total) * utilization) - (memory.total - memory.free) - weights - (1 << 30)
+            numBlocks = gpuMemoryUtilization == nil && kvCacheMemory.bytes != (1 << 30) ? kvCacheMemory.bytes / bytesPerBlock : budget / bytesPerBlock
+            guard numBlocks > 0 else { throw ValidationError("not enough device memory for a KV cache (\(memory.free >> 20) MiB free)") }
+            logger.info("GPU \(gpu.name) (sm_\(gpu.computeCapability)), \(memory.free >> 20) MiB free")
+            backend = try GPULlama(checkpoint: checkpoint, gpu: gpu, blockSize: blockSize, numBlocks: numBlocks,
+                                   maxTokens: maxNumBatchedTokens, maxLogitRows: maxNumSeqs, progress: progress)
+        } else {
+            numBlocks = kvCacheMemory.bytes / bytesPerBlock
+            backend = CPUBackend(model: try LlamaModel(checkpoint: checkpoint, progress: progress), blockSize: blockSize, numBlocks: numBlocks)
+        }
         let neededBlocks = (served.maxModelLen + blockSize - 1) / blockSize
         guard numBlocks >= neededBlocks else {
-            throw ValidationError("--kv-cache-memory \(kvCacheMemory) holds \(numBlocks * blockSize) tokens, less than --max-model-len \(served.maxModelLen); raise it to at least \(ByteSize(bytes: neededBlocks * bytesPerBlock)) or lower --max-model-len")
+            throw ValidationError("the KV cache holds \(numBlocks * blockSize) tokens, less than --max-model-len \(served.maxModelLen); raise --kv-cache-memory (or --gpu-memory-utilization) to at least \(ByteSize(bytes: neededBlocks * bytesPerBlock)) or lower --max-model-len")
         }
         var engineConfig = EngineConfig(maxModelLen: served.maxModelLen, numBlocks: numBlocks)
         engineConfig.maxNumSeqs = maxNumSeqs
@@ -75,7 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
         // LMCache keys carry the MODEL argument itself (not --served-model-name), as vLLM's connector does.
         let connector = try KVTransferSetup.connector(json: kvTransferConfig, modelName: model, config: config,
                                                       metricsFactory: metrics.factory, logger: logger)
-        let engine = EngineCore(model: served.model, config: engineConfig, metricsFactory: metrics.factory, logger: logger)
+        let engine = EngineCore(backend: backend, config: engineConfig, metricsFactory: metrics.factory, logger: logger)
         var serverConfig = InferenceServer.Configuration()
         serverConfig.host = host
         serverConfig.port = port

@@ -6,7 +6,7 @@ struct Swiftwise: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftwise",
         abstract: "Prefill/decode disaggregated LLM serving: KV store, engine nodes, proxy.",
-        subcommands: [DemoCommand.self, ServeCommand.self, KVStoreCommand.self, ProxyCommand.self, GenerateCommand.self,
+        subcommands: [DemoCommand.self, ServeCommand.self, KVStoreCommand.self, ProxyCommand.self, GenerateCommand.self, GPUCheckCommand.self,
                       BenchCommand.self])
 
     static func main() async {

@@ -26,7 +26,8 @@ extension Serving {
             config.enablePrefixCaching = prefixCaching
             config.eosTokenIDs = tokenizer.eosTokenIDs
             let metrics = MetricsEndpoint()
-            let engine = EngineCore(model: model, config: config, metricsFactory: metrics.factory, logger: Logger(label: "test"))
+            let engine = EngineCore(backend: CPUBackend(model: model, blockSize: config.blockSize, numBlocks: config.numBlocks), config: config,
+                                metricsFactory: metrics.factory, logger: Logger(label: "test"))
             engine.start()
             return (engine, metrics)
         }

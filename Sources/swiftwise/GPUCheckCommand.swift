@@ -1,0 +1,144 @@
+import ArgumentParser
+import CUDA
+import Foundation
+import GPUModel
+import Models
+
+/// `swiftwise gpu-check MODEL`: the GPU backend against references on a CUDA machine — logits vs transformers'
+/// (a JSON written by scripts/gpu-check.py) and vs our CPU path, greedy agreement, and speed.
+struct GPUCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpu-check", abstract: "Check and time the GPU backend on a checkpoint (needs an NVIDIA GPU).")
+
+    @Argument(help: "A GGUF file or a Hugging Face folder.") var model: String
+    @Option(help: "JSON with prompt_ids, last_logits, argmax and greedy_ids from transformers.") var reference: String?
+    @Flag(help: "Also compare the prompt's logits with the CPU path.") var cpu = false
+    @Flag(help: "Time decode (batch 1 and 32, prompt 512, 256 new tokens) and a 2,048-token prefill.") var bench = false
+    @Option(help: "Write results as JSON here.") var json: String?
+    @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
+
+    func run() throws {
+        let gpu = try GPUContext()
+        let memory = gpu.memory
+        var results: [String: Any] = ["device": gpu.name, "compute_capability": gpu.computeCapability, "multiprocessors": gpu.multiprocessors]
+        print("device: \(gpu.name), sm_\(gpu.computeCapability), \(gpu.multiprocessors) SMs, \(memory.free >> 20) MiB free of \(memory.total >> 20)")
+        let checkpoint = try LlamaCheckpoint.open(model)
+        let c = checkpoint.config
+        let blockSize = 16
+        let start = ContinuousClock.now
+        let llama = try GPULlama(checkpoint: checkpoint, gpu: gpu, blockSize: blockSize, numBlocks: 32 * 800 / blockSize + 2200 / blockSize + 64,
+                                 maxTokens: 2048, maxLogitRows: 64, fp32: fp32)
+        print("loaded \(c.architecture) \(c.layers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize): \(llama.weightBytes >> 20) MiB of \(fp32 ? "fp32" : "bf16") weights in \(ms(ContinuousClock.now - start)) ms")
+        results["weight_bytes"] = llama.weightBytes
+
+        if let reference {
+            let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reference))) as! [String: Any]
+            let prompt = ref["prompt_ids"] as! [Int]
+            let expected = (ref["last_logits"] as! [Double]).map(Float.init)
+            let argmax = ref["argmax"] as! [Int]
+            let greedy = ref["greedy_ids"] as! [Int]
+            let table = Array(0..<(prompt.count + greedy.count + blockSize) / blockSize)
+            let logits = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .all)])
+            let V = c.vocabSize
+            let last = Array(logits[(prompt.count - 1) * V..<prompt.count * V])
+            let error = zip(last, expected).map { abs($0 - $1) }.max()! / expected.map(abs).max()!
+            let agree = (0..<prompt.count).filter { t in Self.argmax(logits[t * V..<(t + 1) * V]) == argmax[t] }.count
+            print(String(format: "vs transformers: last-position logits relative error %.2e; per-position argmax agreement %d/%d", error, agree, prompt.count))
+            var ours: [Int] = []
+            var next = Self.argmax(last[...])
+            for i in 0..<greedy.count {
+                ours.append(next)
+                let out = try llama.forward([SequenceStep(tokens: [next], start: prompt.count + i, blockTable: table, logits: .last)])
+                next = Self.argmax(out[...])
+            }
+            let prefix = zip(ours, greedy).prefix { $0 == $1 }.count
+            let same = zip(ours, greedy).filter { $0 == $1 }.count
+            print("greedy continuation: first \(prefix) of \(greedy.count) tokens identical, \(same) equal overall")
+            results["logits_relative_error"] = error
+            results["argmax_agreement"] = Double(agree) / Double(prompt.count)
+            results["greedy_identical_prefix"] = prefix
+            results["greedy_equal"] = same
+
+            if cpu {
+                let cpuModel = try LlamaModel(checkpoint: checkpoint)
+                let cache = KVCache(config: c, capacity: prompt.count)
+                let cpuLast = cpuModel.forward(prompt, cache: cache)
+                let cpuError = zip(last, cpuLast).map { abs($0 - $1) }.max()! / cpuLast.map(abs).max()!
+                print(String(format: "vs our CPU path (fp32): last-position logits relative error %.2e", cpuError))
+                results["cpu_relative_error"] = cpuError
+            }
+        }
+
+        if bench {
+            results["bench"] = try Self.bench(llama, c)
+        }
+        if let json {
+            try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+        }
+    }
+
+    static func bench(_ llama: GPULlama, _ c: ModelConfig) throws -> [String: Any] {
+        var out: [String: Any] = [:]
+        let bs = llama.blockSize
+        func decodeRate(batch: Int, prompt: Int, steps: Int) throws -> Double {
+            let blocksPer = (prompt + steps + bs) / bs
+            let tables = (0..<batch).map { b in Array(b * blocksPer..<(b + 1) * blocksPer) }
+            for b in 0..<batch {  // prefill each sequence (not timed)
+                _ = try llama.forward([SequenceStep(tokens: (0..<prompt).map { 100 + ($0 * 31 + b) % 30000 }, start: 0, blockTable: tables[b], logits: .last)])
+            }
+            let start = ContinuousClock.now
+            for s in 0..<steps {
+                _ = try llama.forward((0..<batch).map { b in SequenceStep(tokens: [1000 + s + b], start: prompt + s, blockTable: tables[b], logits: .last) })
+            }
+            return Double(batch * steps) / seconds(ContinuousClock.now - start)
+        }
+        let one = try decodeRate(batch: 1, prompt: 512, steps: 256)
+        let many = try decodeRate(batch: 32, prompt: 512, steps: 64)
+        let prompt = (0..<2048).map { 100 + ($0 * 17) % 30000 }
+        _ = try llama.forward([SequenceStep(tokens: Array(prompt.prefix(64)), start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
+        let t0 = ContinuousClock.now
+        _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
+        let prefill = seconds(ContinuousClock.now - t0)
+        let flops = 2.0 * Double(llama.weightBytes / llama.gemmBytes) * 2048
+        let bandwidth = try deviceCopyBandwidth(llama.gpu)
+        print(String(format: "decode batch 1: %.1f tok/s (%.1f GB/s of weights = %.0f%% of the %.0f GB/s device copy bandwidth)",
+                     one, one * Double(llama.weightBytes) / 1e9, 100 * one * Double(llama.weightBytes) / 1e9 / bandwidth, bandwidth))
+        print(String(format: "decode batch 32: %.1f tok/s", many))
+        print(String(format: "prefill 2048 tokens: %.1f ms (%.1f TFLOP/s in the weight GEMMs)", prefill * 1000, flops / prefill / 1e12))
+        out["decode_batch1_tok_s"] = one
+        out["decode_batch32_tok_s"] = many
+        out["prefill_2048_ms"] = prefill * 1000
+        out["prefill_tflops"] = flops / prefill / 1e12
+        out["copy_gb_s"] = bandwidth
+        return out
+    }
+
+    /// Device-to-device copy of 1 GiB: read + write bytes over time, best of 3.
+    static func deviceCopyBandwidth(_ gpu: GPUContext) throws -> Double {
+        let n = 1 << 30
+        let a = try gpu.allocate(n), b = try gpu.allocate(n)
+        defer { gpu.free(a); gpu.free(b) }
+        var best = 0.0
+        for _ in 0..<3 {
+            try gpu.synchronize()
+            let t = ContinuousClock.now
+            try gpu.copy(a, to: b, bytes: n)
+            try gpu.synchronize()
+            best = max(best, 2 * Double(n) / seconds(ContinuousClock.now - t) / 1e9)
+        }
+        return best
+    }
+
+    static func argmax(_ x: ArraySlice<Float>) -> Int {
+        var best = x.startIndex
+        for i in x.indices where x[i] > x[best] { best = i }
+        return best - x.startIndex
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        let (s, a) = d.components
+        return Double(s) + Double(a) * 1e-18
+    }
+
+    func ms(_ d: Duration) -> Int { Int(Self.seconds(d) * 1000) }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The GPU check, run on a CUDA machine in one go: random Llama-3.2-1B-shaped checkpoint and transformers references
+# (scripts/gpu_reference.py), then `swiftwise gpu-check` (logits vs transformers and vs our CPU path, greedy
+# agreement, decode/prefill speed), then transformers' speed on the same checkpoint. Results in $OUT (or ./gpu-out).
+# Usage: scripts/gpu-check.sh [SWIFTWISE_BINARY]
+set -euo pipefail
+BIN=${1:-.build/release/swiftwise}
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+for d in /usr/local/cuda-13.0/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
+    [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+WORK=$(mktemp -d)
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+echo "== references (transformers)"
+python3 scripts/gpu_reference.py "$WORK" 2>&1 | grep -v Warning | tail -3
+echo "== swiftwise gpu-check"
+"$BIN" gpu-check "$WORK/ckpt" --reference "$WORK/reference.json" --cpu --bench --json "$OUT/swiftwise.json" 2>&1 | tee "$OUT/swiftwise.txt"
+echo "== swiftwise gpu-check --fp32 (kernels vs the CPU path at fp32)"
+"$BIN" gpu-check "$WORK/ckpt" --reference "$WORK/reference.json" --cpu --fp32 --json "$OUT/swiftwise-fp32.json" 2>&1 | tee "$OUT/swiftwise-fp32.txt"
+echo "== PD on the GPU (prefill and decode nodes as separate processes, KV store on the host)"
+cp Tests/Fixtures/tiny/llama/tokenizer.json Tests/Fixtures/tiny/llama/tokenizer_config.json "$WORK/ckpt/"
+python3 scripts/gpu_pd_check.py "$BIN" "$WORK/ckpt" "$OUT/pd.json" 2>&1 | tee "$OUT/pd.txt" || true
+echo "== transformers speed"
+python3 scripts/gpu_reference.py "$WORK/bench" --bench 2>&1 | grep -v Warning | tail -2 | tee "$OUT/torch.txt" || true
+cp "$WORK/bench/torch-bench.json" "$OUT/" 2>/dev/null || true
