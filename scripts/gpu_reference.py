@@ -4,6 +4,7 @@ transformers' reference outputs for `swiftwise gpu-check`, and transformers' own
 torch.compile'd static-cache decode loop) for the same-run comparison.
 Usage: gpu_reference.py OUT_DIR [--bench]"""
 import json
+import os
 import sys
 import time
 
@@ -33,16 +34,23 @@ def main():
                 p.copy_(1 + 0.2 * torch.randn_like(p))
     model = model.to(torch.bfloat16)
     model.save_pretrained(out + "/ckpt", safe_serialization=True)
+    if bench:
+        return run_bench(out, config)
 
-    # Reference in fp32 from the bf16 weights (the most precise answer the checkpoint has).
-    model = model.float().cuda().eval()
-    prompt = torch.randint(0, config.vocab_size, (1, 64), generator=torch.Generator().manual_seed(1)).cuda()
+    # Reference in fp32 from the saved bf16 weights (the most precise answer the checkpoint has), on the CPU so no
+    # reduced-precision GPU math can enter it. Reloaded from disk: `model.to(bfloat16)` also rounded the RoPE
+    # inv_freq buffer, and casting back would keep that rounding (a 2e-3 logits error on its own).
+    model = LlamaForCausalLM.from_pretrained(out + "/ckpt", dtype=torch.float32, attn_implementation="eager").eval()
+    torch.set_num_threads(os.cpu_count() or 1)
+    prompt = torch.randint(0, config.vocab_size, (1, 64), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         logits = model(prompt).logits[0]
         greedy = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=128,
                                 min_new_tokens=128, eos_token_id=None, pad_token_id=0)[0, 64:]
+    prompt = prompt.cuda()
+    logits, greedy = logits.cuda(), greedy.cuda()
     # transformers' own bf16 run, for comparison at the same precision.
-    model16 = model.to(torch.bfloat16)
+    model16 = LlamaForCausalLM.from_pretrained(out + "/ckpt", dtype=torch.bfloat16).cuda().eval()
     with torch.no_grad():
         logits16 = model16(prompt).logits[0].float()
         greedy16 = model16.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=128,
@@ -54,10 +62,11 @@ def main():
                "greedy_ids": greedy.tolist(), "last_logits_bf16": logits16[-1].tolist(), "greedy_ids_bf16": greedy16.tolist(),
                "transformers_bf16_relative_error": rel, "transformers_bf16_greedy_prefix": same}, open(out + "/reference.json", "w"))
     print("reference written", flush=True)
-    if not bench:
-        return
+
+
+def run_bench(out, config):
     results = {}
-    model = model16
+    model = LlamaForCausalLM.from_pretrained(out + "/ckpt", dtype=torch.bfloat16).cuda().eval()
 
     def timed(fn):
         torch.cuda.synchronize()

@@ -141,6 +141,7 @@ public final class GPULlama: @unchecked Sendable {
 
     /// One forward pass; returns the requested logits rows [rows × vocab] (fp32, on the host).
     public func forward(_ batch: [SequenceStep]) throws -> [Float] {
+        try gpu.makeCurrent()  // the engine calls from its own thread; the context is per thread
         let c = config
         let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
         var tokens: [Int32] = [], positions: [Int32] = [], rowBlock: [Int32] = [], rowSlot: [Int32] = [], rowTable: [Int32] = []
@@ -253,6 +254,7 @@ extension GPULlama: ForwardBackend {
     /// One copy per run of consecutive slots in a block, per layer and side: the same layout as the CPU cache.
     private func transfer(blockTable: [Int], range: Range<Int>, buffer: UnsafeMutablePointer<Float>, bufferTokens: Int, bufferOffset: Int,
                           toDevice: Bool) throws {
+        try gpu.makeCurrent()
         let L = config.layers, kvDim = config.kvDim
         for (side, base) in [kCache, vCache].enumerated() {
             for layer in 0..<L {

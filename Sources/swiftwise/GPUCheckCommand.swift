@@ -17,7 +17,21 @@ struct GPUCheckCommand: ParsableCommand {
     @Option(help: "Write results as JSON here.") var json: String?
     @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
 
+    @Flag(help: "No GPU: compare only our CPU path with the reference.") var cpuOnly = false
+
     func run() throws {
+        if cpuOnly {
+            let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reference ?? ""))) as! [String: Any]
+            let prompt = ref["prompt_ids"] as! [Int]
+            let expected = (ref["last_logits"] as! [Double]).map(Float.init)
+            let checkpoint = try LlamaCheckpoint.open(model)
+            let cpuModel = try LlamaModel(checkpoint: checkpoint)
+            let last = cpuModel.forward(prompt, cache: KVCache(config: checkpoint.config, capacity: prompt.count))
+            let error = zip(last, expected).map { abs($0 - $1) }.max()! / expected.map(abs).max()!
+            print(String(format: "CPU path vs reference: last-position logits relative error %.2e; argmax %d vs %d", error,
+                         Self.argmax(last[...]), Self.argmax(expected[...])))
+            return
+        }
         let gpu = try GPUContext()
         let memory = gpu.memory
         var results: [String: Any] = ["device": gpu.name, "compute_capability": gpu.computeCapability, "multiprocessors": gpu.multiprocessors]

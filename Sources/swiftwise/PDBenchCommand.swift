@@ -34,6 +34,9 @@ struct PDBenchCommand: AsyncParsableCommand {
         var transferGBps: Double
         var computedOnHit: Double
         var sameFirstToken: Bool
+        /// Greedy continuation (32 tokens) on the decode node with the stored KV vs the prefill node computing all:
+        /// identical leading tokens (32 with naive; kivi is lossy).
+        var greedyIdenticalPrefix: Int
     }
 
     func run() async throws {
@@ -85,22 +88,25 @@ struct PDBenchCommand: AsyncParsableCommand {
                 let after = try await Self.metrics(decodeNode.port)
                 let (_, expectedFirst, _) = try await Self.complete(prefillNode.port, stored)
                 _ = recomputeFirst
+                let continued = try await Self.greedyIDs(decodeNode.port, stored), reference = try await Self.greedyIDs(prefillNode.port, stored)
+                let identical = zip(continued, reference).prefix { $0 == $1 }.count
                 func delta(_ k: String) -> Double { (after[k] ?? 0) - (before[k] ?? 0) }
                 let bytes = delta("swiftwise:kv_transfer_bytes_fetched_total")
                 let fetch = delta("swiftwise:kv_transfer_fetch_seconds_sum")
                 samples.append(Row(promptTokens: length, recomputeTTFTms: recomputeTime * 1000, hitTTFTms: hitTime * 1000,
                                    speedup: recomputeTime / hitTime, bytesMoved: bytes, fetchSeconds: fetch,
                                    transferGBps: fetch > 0 ? bytes / fetch / 1e9 : 0,
-                                   computedOnHit: delta("swiftwise:prompt_tokens_computed_total"), sameFirstToken: hitFirst == expectedFirst))
+                                   computedOnHit: delta("swiftwise:prompt_tokens_computed_total"), sameFirstToken: hitFirst == expectedFirst,
+                                   greedyIdenticalPrefix: identical))
             }
             rows.append(samples.sorted { $0.hitTTFTms < $1.hitTTFTms }[samples.count / 2])
         }
         print("decode node, \(serde) serde, chunk_size \(chunkSize); limits on this machine: memcpy \(String(format: "%.1f", memcpy)) GB/s, TCP loopback \(String(format: "%.1f", tcp)) GB/s")
-        print("prompt | recompute TTFT | hit TTFT | speedup | computed on hit | KV moved | fetch time | transfer | of TCP limit | same 1st token")
+        print("prompt | recompute TTFT | hit TTFT | speedup | computed on hit | KV moved | fetch time | transfer | of TCP limit | greedy 32 identical")
         for r in rows {
-            print(String(format: "%6d | %11.0f ms | %6.0f ms | %6.1fx | %15.0f | %6.1f MB | %7.1f ms | %5.2f GB/s | %10.0f%% | %@",
+            print(String(format: "%6d | %11.0f ms | %6.0f ms | %6.1fx | %15.0f | %6.1f MB | %7.1f ms | %5.2f GB/s | %10.0f%% | %d/32",
                          r.promptTokens, r.recomputeTTFTms, r.hitTTFTms, r.speedup, r.computedOnHit, r.bytesMoved / 1e6,
-                         r.fetchSeconds * 1000, r.transferGBps, 100 * r.transferGBps / tcp, r.sameFirstToken ? "yes" : "NO"))
+                         r.fetchSeconds * 1000, r.transferGBps, 100 * r.transferGBps / tcp, r.greedyIdenticalPrefix))
         }
         if let json {
             struct Report: Codable { var serde: String; var chunkSize: Int; var memcpyGBps: Double; var tcpGBps: Double; var rows: [Row] }
@@ -130,6 +136,20 @@ struct PDBenchCommand: AsyncParsableCommand {
         guard response.status == .ok else { throw ValidationError("node answered \(response.status.code): \(String(buffer: bytes))") }
         let json = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))
         return (elapsed, json?["choices"]?.arrayValue?.first?["text"]?.stringValue ?? "", json)
+    }
+
+    /// 32 greedy tokens as ids.
+    static func greedyIDs(_ port: Int, _ prompt: [Int]) async throws -> [String] {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/completions")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let body: JSONValue = .object(["prompt": .array(prompt.map { .number(Double($0)) }), "max_tokens": .number(32), "temperature": .number(0),
+                                       "ignore_eos": .bool(true), "logprobs": .number(0), "return_tokens_as_token_ids": .bool(true)])
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        let json = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))
+        return json?["choices"]?.arrayValue?.first?["logprobs"]?["tokens"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     static func metrics(_ port: Int) async throws -> [String: Double] {
