@@ -52,7 +52,7 @@ struct PDBenchCommand: AsyncParsableCommand {
         let configFile = work + "/lmcache.yaml"
         try "chunk_size: \(chunkSize)\nremote_url: \"lm://127.0.0.1:\(storePort)\"\nremote_serde: \"\(serde)\"\nmax_local_cpu_size: 0\n"
             .write(toFile: configFile, atomically: true, encoding: .utf8)
-        let maxLen = longest + 16
+        let maxLen = longest + 64  // room for the 32-token greedy continuation
         let config = try ModelConfig(gguf: GGUFFile(path: modelPath))
         let kvMemory = ByteSize(bytes: max(256 << 20, 2 * (maxLen + 64) * PagedKVCache.bytesPerToken(config)))
         func node(_ role: String, _ kvRole: String) -> Supervisor.Spec {

@@ -97,6 +97,40 @@ extension Serving {
             #expect((metrics["vllm:generation_tokens_total"] ?? 900) < 900)
         }
 
+        @Test("32 concurrent streaming greedy requests of mixed lengths over HTTP each equal the same request alone")
+        func concurrentStreamsEqualAlone() async throws {
+            let serve = try Service.serve("serve-concurrent", extra: ["--max-num-batched-tokens", "128"])
+            try await serve.waitUntilReady()
+            let words = "the quick brown fox jumps over the lazy dog while seven curious otters watch from the river bank"
+                .split(separator: " ")
+            let requests: [String] = (0..<32).map { i in
+                let prompt = (0..<(2 + (i * 7) % 40)).map { String(words[($0 + i) % words.count]) }.joined(separator: " ")
+                return #"{"prompt": "\#(prompt)", "max_tokens": \#(3 + i % 6), "temperature": 0, "ignore_eos": true, "stream": true}"#
+            }
+            /// The streamed text of one request, from its SSE events.
+            func streamed(_ body: String) async throws -> String {
+                let reply = try await HTTP.post(serve.port, "/v1/completions", body)
+                guard reply.status == 200 else { throw Service.ServiceFailed(log: reply.body) }
+                var text = ""
+                for event in reply.body.components(separatedBy: "\n\n") where event.hasPrefix("data: {") {
+                    let json = try JSONDecoder().decode(JSONValue.self, from: Data(event.dropFirst(6).utf8))
+                    text += json["choices"]?.arrayValue?.first?["text"]?.stringValue ?? ""
+                }
+                return text
+            }
+            let together = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for (i, body) in requests.enumerated() { group.addTask { (i, try await streamed(body)) } }
+                var out = [String](repeating: "", count: requests.count)
+                for try await (i, text) in group { out[i] = text }
+                return out
+            }
+            for (i, body) in requests.enumerated() {
+                let alone = try await streamed(body)
+                #expect(together[i] == alone, "request \(i)")
+                #expect(!alone.isEmpty)
+            }
+        }
+
         @Test("a flood beyond --max-num-seqs and the queue gets 503s, never a crash; the server serves afterwards")
         func flood() async throws {
             let serve = try Service.serve("serve-flood", extra: ["--max-num-seqs", "1", "--max-queued-requests", "1"])
