@@ -119,7 +119,7 @@ extension Serving {
             let shared = Array(base.prefix(64))
             let first = shared + [11, 22, 33]
             let second = shared + [44, 55, 66, 77, 88]
-            let (cached, _) = Self.engine()
+            let (cached, cachedMetrics) = Self.engine()
             let (plain, _) = Self.engine(prefixCaching: false)
             _ = try await Self.run(cached, "first", first, maxTokens: 4)
             let hit = try await Self.run(cached, "second", second, maxTokens: 8)
@@ -132,6 +132,11 @@ extension Serving {
             let again = try await Self.run(cached, "again", second, maxTokens: 8)
             #expect(again.tokens == reference.tokens)
             #expect(again.usage.computedPromptTokens == second.count - 64)
+            // The same through the metrics: 0 + 64 + 64 prefix hits; computed tokens are what the hits left.
+            let text = cachedMetrics.render()
+            #expect(text.contains("vllm:prefix_cache_hits_total 128"), "\(text)")
+            #expect(text.contains("vllm:prefix_cache_queries_total \(first.count + 2 * second.count)"))
+            #expect(text.contains("swiftwise:prompt_tokens_computed_total \(first.count + 2 * (second.count - 64))"))
             cached.shutdown()
             plain.shutdown()
         }
