@@ -156,7 +156,7 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: [
-                "KVStore",
+                "KVStore", "ServiceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import ServiceKit
 
 /// One load run against an HTTP endpoint: time to first body byte and requests per second.
 public struct HTTPLoadResult: Codable, Sendable {

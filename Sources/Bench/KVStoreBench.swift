@@ -1,4 +1,5 @@
 import Foundation
+import ServiceKit
 
 /// A store under test: a name and a way to open connections to it.
 public struct KVBenchTarget: Sendable {
@@ -140,9 +141,3 @@ private final class PhaseWorker: @unchecked Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) * 1e-18
-    }
-}

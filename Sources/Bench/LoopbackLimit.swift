@@ -1,16 +1,12 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import ServiceKit
 #endif
 
 /// The physical ceilings a KV transfer on one machine is measured against: one-thread memcpy bandwidth and raw TCP
 /// loopback throughput (one connection, 4 MiB writes, a reader thread), each the best of a few runs.
 public enum LoopbackLimit {
-    public static func seconds(_ d: Duration) -> Double {
-        let (s, a) = d.components
-        return Double(s) + Double(a) * 1e-18
-    }
-
     public static func memcpyGBps(bytes: Int = 256 << 20, repeats: Int = 3) -> Double {
         let a = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         let b = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
@@ -21,7 +17,7 @@ public enum LoopbackLimit {
         for _ in 0..<repeats {
             let start = ContinuousClock.now
             memcpy(b, a, bytes)
-            best = max(best, Double(bytes) / seconds(ContinuousClock.now - start) / 1e9)
+            best = max(best, Double(bytes) / (ContinuousClock.now - start).seconds / 1e9)
         }
         return best
     }
@@ -69,6 +65,6 @@ public enum LoopbackLimit {
             sent += chunk.count
         }
         done.wait()
-        return Double(sent) / seconds(ContinuousClock.now - start) / 1e9
+        return Double(sent) / (ContinuousClock.now - start).seconds / 1e9
     }
 }

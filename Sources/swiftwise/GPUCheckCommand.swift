@@ -3,6 +3,7 @@ import CUDA
 import Foundation
 import GPUModel
 import Models
+import ServiceKit
 
 /// `swiftwise gpu-check MODEL`: the GPU backend against references on a CUDA machine — logits vs transformers'
 /// (a JSON written by scripts/gpu-check.py) and vs our CPU path, greedy agreement, and speed.
@@ -104,7 +105,7 @@ struct GPUCheckCommand: ParsableCommand {
             for s in 0..<steps {
                 _ = try llama.forward((0..<batch).map { b in SequenceStep(tokens: [1000 + s + b], start: prompt + s, blockTable: tables[b], logits: .last) })
             }
-            return Double(batch * steps) / seconds(ContinuousClock.now - start)
+            return Double(batch * steps) / (ContinuousClock.now - start).seconds
         }
         let one = try decodeRate(batch: 1, prompt: 512, steps: 256)
         let many = try decodeRate(batch: 32, prompt: 512, steps: 64)
@@ -112,7 +113,7 @@ struct GPUCheckCommand: ParsableCommand {
         _ = try llama.forward([SequenceStep(tokens: Array(prompt.prefix(64)), start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
         let t0 = ContinuousClock.now
         _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
-        let prefill = seconds(ContinuousClock.now - t0)
+        let prefill = (ContinuousClock.now - t0).seconds
         let flops = 2.0 * Double(llama.weightBytes / llama.gemmBytes) * 2048
         let bandwidth = try deviceCopyBandwidth(llama.gpu)
         print(String(format: "decode batch 1: %.1f tok/s (%.1f GB/s of weights = %.0f%% of the %.0f GB/s device copy bandwidth)",
@@ -138,7 +139,7 @@ struct GPUCheckCommand: ParsableCommand {
             let t = ContinuousClock.now
             try gpu.copy(a, to: b, bytes: n)
             try gpu.synchronize()
-            best = max(best, 2 * Double(n) / seconds(ContinuousClock.now - t) / 1e9)
+            best = max(best, 2 * Double(n) / (ContinuousClock.now - t).seconds / 1e9)
         }
         return best
     }
@@ -149,10 +150,5 @@ struct GPUCheckCommand: ParsableCommand {
         return best - x.startIndex
     }
 
-    static func seconds(_ d: Duration) -> Double {
-        let (s, a) = d.components
-        return Double(s) + Double(a) * 1e-18
-    }
-
-    func ms(_ d: Duration) -> Int { Int(Self.seconds(d) * 1000) }
+    func ms(_ d: Duration) -> Int { Int(d.seconds * 1000) }
 }

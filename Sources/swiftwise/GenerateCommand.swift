@@ -4,6 +4,7 @@ import Jinja
 import ModelFiles
 import Models
 import Tokenizers
+import ServiceKit
 
 /// `swiftwise generate MODEL --prompt ...`: one greedy generation, streamed, with prompt and decode speed.
 struct GenerateCommand: ParsableCommand {
@@ -50,8 +51,8 @@ struct GenerateCommand: ParsableCommand {
         }
         print(detokenizer.finish())
         let decodeTime = ContinuousClock.now - decodeStart
-        let prefillRate = Double(ids.count) / seconds(prefillTime)
-        let decodeRate = Double(generated) / seconds(decodeTime)
+        let prefillRate = Double(ids.count) / prefillTime.seconds
+        let decodeRate = Double(generated) / decodeTime.seconds
         FileHandle.standardError.write(Data(String(format: "prompt: %d tokens, %.1f tok/s; decode: %d tokens, %.1f tok/s\n",
                                                    ids.count, prefillRate, generated, decodeRate).utf8))
     }
@@ -62,10 +63,6 @@ struct GenerateCommand: ParsableCommand {
         return best
     }
 
-    private func seconds(_ d: Duration) -> Double {
-        let (s, a) = d.components
-        return Double(s) + Double(a) * 1e-18
-    }
 
-    private func ms(_ d: Duration) -> Int { Int(seconds(d) * 1000) }
+    private func ms(_ d: Duration) -> Int { Int(d.seconds * 1000) }
 }

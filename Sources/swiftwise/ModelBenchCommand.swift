@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ModelFiles
 import Models
+import ServiceKit
 
 /// `swiftwise bench model MODEL`: prompt and decode throughput like llama-bench's pp/tg tests
 /// (a prompt of N tokens in one batch, then M tokens generated one by one), best of several runs.
@@ -25,7 +26,7 @@ struct ModelBenchCommand: ParsableCommand {
             let cache = KVCache(config: llama.config, capacity: promptTokens + decodeTokens + 1)
             var start = ContinuousClock.now
             _ = llama.forward(prompt, cache: cache)
-            bestPrompt = max(bestPrompt, Double(promptTokens) / seconds(ContinuousClock.now - start))
+            bestPrompt = max(bestPrompt, Double(promptTokens) / (ContinuousClock.now - start).seconds)
             let decodeCache = KVCache(config: llama.config, capacity: decodeTokens + 1)
             start = ContinuousClock.now
             var token = 1
@@ -33,7 +34,7 @@ struct ModelBenchCommand: ParsableCommand {
                 let logits = llama.forward([token], cache: decodeCache)
                 token = logits.indices.max { logits[$0] < logits[$1] }!
             }
-            bestDecode = max(bestDecode, Double(decodeTokens) / seconds(ContinuousClock.now - start))
+            bestDecode = max(bestDecode, Double(decodeTokens) / (ContinuousClock.now - start).seconds)
         }
         if json {
             print(#"{"engine":"swiftwise","pp":\#(promptTokens),"tg":\#(decodeTokens),"pp_tok_s":\#(bestPrompt),"tg_tok_s":\#(bestDecode)}"#)
@@ -42,8 +43,4 @@ struct ModelBenchCommand: ParsableCommand {
         }
     }
 
-    private func seconds(_ d: Duration) -> Double {
-        let (s, a) = d.components
-        return Double(s) + Double(a) * 1e-18
-    }
 }

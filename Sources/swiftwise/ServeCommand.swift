@@ -108,7 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
         serverConfig.maxBodyBytes = maxBodySize.bytes
         let server = InferenceServer(configuration: serverConfig, served: served, engine: engine, connector: connector,
                                      metricsEndpoint: metrics, logger: logger)
-        let loadMs = (ContinuousClock.now - loadStart).components.seconds * 1000 + (ContinuousClock.now - loadStart).components.attoseconds / 1_000_000_000_000_000
+        let loadMs = Int((ContinuousClock.now - loadStart).seconds * 1000)
         logger.info("\(config.architecture) \(config.layers) layers loaded in \(loadMs) ms; KV cache \(numBlocks) blocks × \(blockSize) tokens (\(ByteSize(bytes: numBlocks * bytesPerBlock))); prefix caching \(engineConfig.enablePrefixCaching ? "on" : "off"); max model len \(served.maxModelLen)")
         try await runUntilSignalled(server.makeServices { port in
             logger.info("serving \(names) on http://\(host):\(port)")

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import OpenAIAPI
+import ServiceKit
 
 /// What one streamed request measured.
 public struct RequestSample: Codable, Sendable {
@@ -65,14 +66,9 @@ public func runServingLoad(_ requests: [BenchRequest], options: ServingLoadOptio
         for await s in group { all.append(s) }
         return all
     }
-    let elapsed = ContinuousClock.now - start
+    let elapsed = (ContinuousClock.now - start).seconds
     try? await client.shutdown()
-    return (samples, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-}
-
-private func seconds(since t: ContinuousClock.Instant) -> Double {
-    let d = ContinuousClock.now - t
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    return (samples, elapsed)
 }
 
 /// One request; a pooled connection the server already closed (keep-alive expiry) fails before any response
@@ -130,13 +126,13 @@ private func streamOnce(_ request: BenchRequest, options: ServingLoadOptions, cl
                 let choice = json["choices"]?.arrayValue?.first
                 let text = choice?["delta"]?["content"]?.stringValue ?? choice?["text"]?.stringValue ?? ""
                 guard !text.isEmpty else { continue }
-                let now = seconds(since: sent)
+                let now = (ContinuousClock.now - sent).seconds
                 if let last { sample.itl.append(now - last) } else { sample.ttft = now }
                 last = now
                 contentChunks += 1
             }
         }
-        sample.e2e = seconds(since: sent)
+        sample.e2e = (ContinuousClock.now - sent).seconds
         if sample.outputTokens == 0 { sample.outputTokens = contentChunks }
         sample.ok = contentChunks > 0
         if !sample.ok { sample.error = "no content streamed" }
