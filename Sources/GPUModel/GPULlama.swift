@@ -251,27 +251,17 @@ extension GPULlama: ForwardBackend {
                      bufferOffset: bufferOffset, toDevice: true)
     }
 
-    /// One copy per run of consecutive slots in a block, per layer and side: the same layout as the CPU cache.
+    /// One copy per run of consecutive slots in a block, per layer and side: the CPU cache's layout rule.
     private func transfer(blockTable: [Int], range: Range<Int>, buffer: UnsafeMutablePointer<Float>, bufferTokens: Int, bufferOffset: Int,
                           toDevice: Bool) throws {
         try gpu.makeCurrent()
-        let L = config.layers, kvDim = config.kvDim
-        for (side, base) in [kCache, vCache].enumerated() {
-            for layer in 0..<L {
-                var position = range.lowerBound
-                while position < range.upperBound {
-                    let slot = position % blockSize
-                    let run = min(blockSize - slot, range.upperBound - position)
-                    let offset = ((blockTable[position / blockSize] * L + layer) * blockSize + slot) * kvDim
-                    let device = base + UInt64(offset * 4)
-                    let host = buffer + ((side * L + layer) * bufferTokens + bufferOffset + position - range.lowerBound) * kvDim
-                    if toDevice {
-                        try gpu.upload(host, bytes: run * kvDim * 4, to: device)
-                    } else {
-                        try gpu.download(device, bytes: run * kvDim * 4, into: host)
-                    }
-                    position += run
-                }
+        let layout = PagedLayout(layers: config.layers, blockSize: blockSize, kvDim: config.kvDim)
+        try layout.forEachRun(blockTable: blockTable, range: range, bufferTokens: bufferTokens, bufferOffset: bufferOffset) { side, at, flatAt, count in
+            let device = (side == 0 ? kCache : vCache) + UInt64(at * 4)
+            if toDevice {
+                try gpu.upload(buffer + flatAt, bytes: count * 4, to: device)
+            } else {
+                try gpu.download(device, bytes: count * 4, into: buffer + flatAt)
             }
         }
     }

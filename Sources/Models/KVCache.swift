@@ -58,25 +58,48 @@ public final class PagedKVCache: @unchecked Sendable {
     /// buffer whose token `bufferOffset` is position `range.lowerBound`.
     public func `import`(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int,
                          bufferOffset: Int) {
-        precondition(bufferOffset >= 0 && bufferOffset + range.count <= bufferTokens)
         transfer(blockTable: blockTable, range: range, buffer: UnsafeMutablePointer(mutating: buffer),
                  bufferTokens: bufferTokens, bufferOffset: bufferOffset, toCache: true)
     }
 
     private func transfer(blockTable: [Int], range: Range<Int>, buffer: UnsafeMutablePointer<Float>, bufferTokens: Int,
                           bufferOffset: Int, toCache: Bool) {
+        let layout = PagedLayout(layers: layers, blockSize: blockSize, kvDim: kvDim)
+        layout.forEachRun(blockTable: blockTable, range: range, bufferTokens: bufferTokens, bufferOffset: bufferOffset) { side, at, flatAt, count in
+            let cache = (side == 0 ? k : v) + at, flat = buffer + flatAt
+            if toCache { cache.update(from: flat, count: count) } else { flat.update(from: cache, count: count) }
+        }
+    }
+}
+
+/// The paged cache's layout rule, shared by the CPU cache and the GPU's device cache: which floats of a side's
+/// cache ([block][layer][slot][kvDim]) correspond to which floats of a [2][layers][bufferTokens][kvDim] buffer
+/// (the `naive` KV chunk layout) for positions `range` of a sequence.
+public struct PagedLayout: Sendable {
+    public let layers: Int
+    public let blockSize: Int
+    public let kvDim: Int
+
+    public init(layers: Int, blockSize: Int, kvDim: Int) {
+        (self.layers, self.blockSize, self.kvDim) = (layers, blockSize, kvDim)
+    }
+
+    /// Calls `body(side, cacheOffset, bufferOffset, count)` (offsets and count in floats) once per run of
+    /// consecutive slots inside one block, for each side (0 = K, 1 = V) and layer. The buffer's token
+    /// `bufferOffset` is position `range.lowerBound`.
+    public func forEachRun(blockTable: [Int], range: Range<Int>, bufferTokens: Int, bufferOffset: Int,
+                           _ body: (Int, Int, Int, Int) throws -> Void) rethrows {
         precondition(range.lowerBound >= 0 && range.upperBound <= blockTable.count * blockSize)
-        let T = bufferTokens
-        for (side, base) in [k, v].enumerated() {
+        precondition(bufferOffset >= 0 && bufferOffset + range.count <= bufferTokens)
+        for side in 0..<2 {
             for layer in 0..<layers {
                 var position = range.lowerBound
                 while position < range.upperBound {
-                    // One run of consecutive slots inside one block.
                     let slot = position % blockSize
                     let run = min(blockSize - slot, range.upperBound - position)
-                    let cache = base + offset(block: blockTable[position / blockSize], layer: layer, slot: slot)
-                    let flat = buffer + ((side * layers + layer) * T + bufferOffset + position - range.lowerBound) * kvDim
-                    if toCache { cache.update(from: flat, count: run * kvDim) } else { flat.update(from: cache, count: run * kvDim) }
+                    let cache = ((blockTable[position / blockSize] * layers + layer) * blockSize + slot) * kvDim
+                    let flat = ((side * layers + layer) * bufferTokens + bufferOffset + position - range.lowerBound) * kvDim
+                    try body(side, cache, flat, run * kvDim)
                     position += run
                 }
             }
