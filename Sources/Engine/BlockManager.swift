@@ -44,8 +44,11 @@ struct BlockManager {
 
     /// The longest run of cached blocks matching `tokens` from the start, verified token by token. At most
     /// `maxBlocks`. Does not take references.
-    func lookup(_ tokens: [Int], maxBlocks: Int) -> [Int] {
-        guard cachingEnabled else { return [] }
+    func lookup(_ tokens: [Int], maxBlocks: Int) -> [Int] { lookupWithHash(tokens, maxBlocks: maxBlocks).blocks }
+
+    /// `lookup`, plus the chained hash of the last matched block (`PrefixHash.root` when none matched).
+    func lookupWithHash(_ tokens: [Int], maxBlocks: Int) -> (blocks: [Int], lastHash: UInt64) {
+        guard cachingEnabled else { return ([], PrefixHash.root) }
         var blocks: [Int] = []
         var parent = PrefixHash.root
         var start = 0
@@ -57,7 +60,7 @@ struct BlockManager {
             parent = h
             start += blockSize
         }
-        return blocks
+        return (blocks, parent)
     }
 
     /// Takes a reference on cached blocks found by `lookup`.

@@ -192,7 +192,7 @@ public final class EngineCore: @unchecked Sendable {
     private func admit(_ s: Sequence, budget: Int) -> Int? {
         let bs = config.blockSize
         let cap = s.tokens.count - 1                       // the last token is always computed: its logits are needed
-        let cached = blocks.lookup(s.tokens, maxBlocks: cap / bs)
+        let (cached, cachedHash) = blocks.lookupWithHash(s.tokens, maxBlocks: cap / bs)
         let local = cached.count * bs
         var start = local
         var imported: Range<Int>?
@@ -214,7 +214,7 @@ public final class EngineCore: @unchecked Sendable {
         }
         s.blockTable = cached + fresh
         s.registered = cached.count
-        s.lastHash = cached.isEmpty ? PrefixHash.root : PrefixHash.blockHashes(Array(s.tokens[0..<local]), blockSize: bs).last!
+        s.lastHash = cachedHash
         if let range = imported, let ext = s.external {
             do {
                 try ext.data.withUnsafeBufferPointer { data in

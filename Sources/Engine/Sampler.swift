@@ -6,16 +6,10 @@ import Glibc
 struct RequestRandom {
     private var s: (UInt64, UInt64, UInt64, UInt64)
 
+    /// The state is four SplitMix64 outputs of the seed (the seeding xoshiro's authors recommend).
     init(seed: UInt64) {
-        var z = seed
-        func next() -> UInt64 {
-            z &+= 0x9E37_79B9_7F4A_7C15
-            var x = z
-            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-            return x ^ (x >> 31)
-        }
-        s = (next(), next(), next(), next())
+        let step: UInt64 = 0x9E37_79B9_7F4A_7C15
+        s = (PrefixHash.mix(seed), PrefixHash.mix(seed &+ step), PrefixHash.mix(seed &+ 2 &* step), PrefixHash.mix(seed &+ 3 &* step))
     }
 
     mutating func next() -> UInt64 {
