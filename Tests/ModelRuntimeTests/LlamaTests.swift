@@ -10,17 +10,7 @@ struct LlamaTests {
     static let model = try! LlamaModel(gguf: gguf)
     static let tokenizer = try! BPETokenizer(gguf: gguf)
 
-    static func greedy(_ ids: [Int], steps: Int) -> [Int] {
-        let cache = KVCache(config: model.config, capacity: ids.count + steps + 1)
-        var logits = model.forward(ids, cache: cache)
-        var out: [Int] = []
-        for _ in 0..<steps {
-            let next = logits.indices.max { logits[$0] < logits[$1] }!
-            out.append(next)
-            logits = model.forward([next], cache: cache)
-        }
-        return out
-    }
+    static func greedy(_ ids: [Int], steps: Int) -> [Int] { model.greedy(ids, steps: steps) }
 
     @Test("greedy 'The capital of France is' continues with ' Paris'")
     func capitalOfFrance() {

@@ -48,18 +48,6 @@ struct TinyModelTests {
         return worst
     }
 
-    static func greedy(_ model: LlamaModel, _ prompt: [Int], steps: Int) -> [Int] {
-        let cache = KVCache(config: model.config, capacity: prompt.count + steps + 1)
-        var logits = model.forward(prompt, cache: cache)
-        var out: [Int] = []
-        for _ in 0..<steps {
-            let next = logits.indices.max { logits[$0] < logits[$1] }!
-            out.append(next)
-            logits = model.forward([next], cache: cache)
-        }
-        return out
-    }
-
     @Test("HF folder (bf16 safetensors): logits within 1e-4 relative of transformers at every position; greedy identical", arguments: names)
     func huggingFaceLogits(name: String) throws {
         let ref = try Self.reference(name)
@@ -68,7 +56,7 @@ struct TinyModelTests {
         let logits = model.forward(ref.promptIDs, cache: cache, allLogits: true)
         let error = Self.relativeError(logits, ref.logits)
         #expect(error < 1e-4, "\(name): relative error \(error)")
-        #expect(Self.greedy(model, ref.promptIDs, steps: ref.greedy.count) == ref.greedy)
+        #expect(model.greedy(ref.promptIDs, steps: ref.greedy.count) == ref.greedy)
     }
 
     @Test("GGUF (F16, llama Q/K rows permuted, rope_freqs): same logits and greedy as transformers", arguments: names)
@@ -79,7 +67,7 @@ struct TinyModelTests {
         let cache = KVCache(config: model.config, capacity: ref.promptIDs.count)
         let error = Self.relativeError(model.forward(ref.promptIDs, cache: cache, allLogits: true), ref.logits)
         #expect(error < 1e-4, "\(name): relative error \(error)")
-        #expect(Self.greedy(model, ref.promptIDs, steps: ref.greedy.count) == ref.greedy)
+        #expect(model.greedy(ref.promptIDs, steps: ref.greedy.count) == ref.greedy)
     }
 
     @Test("configs: both transformers spellings, GQA, ties, llama3 scaling, eos lists", arguments: names)
