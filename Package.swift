@@ -65,8 +65,19 @@ let package = Package(
         // dtypes, dequantization and CPU kernels (the reference backend).
         .target(
             name: "TensorKit",
-            dependencies: ["ModelFiles"],
+            dependencies: ["ModelFiles", "Int8Kernels", "X86Intrinsics"],
             swiftSettings: optimizedAlways
+        ),
+        // The x86 intrinsics Swift cannot spell (VNNI int8 dot, lane conversions) and the CPU feature check.
+        .target(name: "X86Intrinsics"),
+        // Int8-activation matmul kernels, compiled for AVX-512 VNNI; TensorKit calls them only after the CPU check.
+        .target(
+            name: "Int8Kernels",
+            dependencies: ["X86Intrinsics"],
+            swiftSettings: strict + [
+                .unsafeFlags(["-O"], .when(configuration: .debug)),
+                .unsafeFlags(["-target-cpu", "cascadelake"]),
+            ]
         ),
         // One file per architecture family; the forward pass reads as the math.
         .target(

@@ -51,6 +51,10 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     public var byteCount: Int
 
     public var elementCount: Int { dimensions.reduce(1, *) }
+
+    public init(name: String, dimensions: [Int], type: GGMLType, offset: Int, byteCount: Int) {
+        (self.name, self.dimensions, self.type, self.offset, self.byteCount) = (name, dimensions, type, offset, byteCount)
+    }
 }
 
 /// A GGUF v2/v3 file: metadata, tensor directory, and the mapped bytes, every offset checked against the file size.

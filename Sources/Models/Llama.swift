@@ -11,11 +11,14 @@ public final class LlamaModel: @unchecked Sendable {
     let weights: LlamaWeights
     /// inv_freq[i] = θ^(−2i/d) for the rotate-half RoPE pairs (i, i + d/2), after any RoPE scaling.
     public let inverseFrequencies: [Float]
+    /// What quantized matrices multiply: int8 activations (fast, llama.cpp's numerics) or fp32 (the reference).
+    public let activations: ActivationPrecision
 
     /// `reference`: dequantize every matrix to fp32 (the reference path); otherwise quantized matrices stay
     /// quantized in memory and are dequantized inside the dot products.
-    public convenience init(gguf: GGUFFile, reference: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
-        try self.init(checkpoint: LlamaCheckpoint(gguf: gguf), reference: reference, progress: progress)
+    public convenience init(gguf: GGUFFile, reference: Bool = false, activations: ActivationPrecision = .default,
+                            progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
+        try self.init(checkpoint: LlamaCheckpoint(gguf: gguf), reference: reference, activations: activations, progress: progress)
     }
 
     /// A Hugging Face folder: `config.json` and `model.safetensors` (or its sharded index).
@@ -23,13 +26,15 @@ public final class LlamaModel: @unchecked Sendable {
         try self.init(checkpoint: LlamaCheckpoint(huggingFace: directory), progress: progress)
     }
 
-    public init(checkpoint: LlamaCheckpoint, reference: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
+    public init(checkpoint: LlamaCheckpoint, reference: Bool = false, activations: ActivationPrecision = .default,
+                progress: ((Int, Int) -> Void)? = nil) throws(ModelFileError) {
         let config = checkpoint.config
         guard ["llama", "mistral", "qwen2"].contains(config.architecture) else {
             throw .unsupported(path: checkpoint.store.path, field: checkpoint.naming == .gguf ? "general.architecture" : "model_type",
                                "'\(config.architecture)' (llama, mistral, qwen2)")
         }
         self.config = config
+        self.activations = activations
         weights = try LlamaWeights(store: checkpoint.store, naming: checkpoint.naming, config: config, keepQuantized: !reference,
                                    progress: progress)
         progress?(config.layers, config.layers)
@@ -139,9 +144,9 @@ public final class LlamaModel: @unchecked Sendable {
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
                 if let bias {
-                    bias.withUnsafeBufferPointer { w.multiply(xb.baseAddress!, rows: rows, bias: $0.baseAddress!, into: yb.baseAddress!) }
+                    bias.withUnsafeBufferPointer { w.multiply(xb.baseAddress!, rows: rows, bias: $0.baseAddress!, into: yb.baseAddress!, activations: activations) }
                 } else {
-                    w.multiply(xb.baseAddress!, rows: rows, into: yb.baseAddress!)
+                    w.multiply(xb.baseAddress!, rows: rows, into: yb.baseAddress!, activations: activations)
                 }
             }
         }

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import X86Intrinsics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -77,6 +78,9 @@ public enum CPUKernels {
     }
 
     static let pool = WorkerPool(threads: threads)
+
+    /// Whether this CPU runs the int8 (AVX-512 VNNI) kernels; without them quantized weights use fp32 activations.
+    public static let hasInt8Kernels = sw_cpu_has_avx512_vnni() != 0
 }
 
 /// A pointer handed to worker threads whose regions do not overlap (each thread writes its own outputs).

@@ -1,3 +1,5 @@
+import Foundation
+import Int8Kernels
 import ModelFiles
 
 /// A weight matrix [outputs × inputs], row-major, either fp32 or kept in its ggml block encoding (Q4_0, Q4_1,
@@ -76,7 +78,13 @@ public struct Matrix: @unchecked Sendable {
 
     /// y[t][o] = Σ_i x[t][i]·W[o][i] (+ bias[o]). Each output element is one dot product with a fixed reduction
     /// order, whatever `rows` is: results do not depend on batch composition.
-    public func multiply(_ x: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>? = nil, into y: UnsafeMutablePointer<Float>) {
+    /// Quantized weights meet int8 activations (`.int8`, where the CPU has VNNI) or fp32 activations (`.fp32`).
+    public func multiply(_ x: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>? = nil, into y: UnsafeMutablePointer<Float>,
+                         activations: ActivationPrecision = .default) {
+        if type != .f32 && activations == .int8 && CPUKernels.hasInt8Kernels {
+            multiplyInt8(x, rows: rows, bias: bias, into: y)
+            return
+        }
         if type == .f32 {
             floats.withUnsafeBufferPointer { w in
                 CPUKernels.matmul(x, rows: rows, inputs: inputs, w.baseAddress!, outputs: outputs, bias: bias, into: y)
@@ -154,6 +162,53 @@ public struct Matrix: @unchecked Sendable {
             }
         } } }
     }
+}
+
+extension Matrix {
+    /// Quantizes the activation rows to int8 blocks once, then every thread runs the VNNI row kernels over its
+    /// share of the output rows (the same per-row arithmetic whatever the number of rows: batch invariance).
+    private func multiplyInt8(_ x: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+        let layout: Int8Layout = q4 != nil ? .q4 : .q8
+        let groups = q4?.groups ?? q8!.groups
+        let blockStride = groups * layout.blocksPerGroup, qStride = groups * layout.blocksPerGroup * 32
+        let q = UnsafeMutablePointer<Int8>.allocate(capacity: rows * qStride)
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rows * blockStride)
+        defer { q.deallocate(); floats.deallocate() }
+        Int8Quantizer.quantize(x, rows: rows, inputs: inputs, layout: layout, q: q, qStride: qStride,
+                               scales: floats, sums: floats + rows * blockStride, blockStride: blockStride)
+        let act = Int8Activations(q: q, scales: floats, sums: floats + rows * blockStride, qStride: qStride, blockStride: blockStride)
+        let m = outputs, chunk = 32
+        let ys = UnsafeSendable(UnsafePointer(y)), bs = bias.map { UnsafeSendable($0) }
+        if let q4 {
+            q4.nibbles.withUnsafeBufferPointer { nb in q4.scales.withUnsafeBufferPointer { sc in q4.mins.withUnsafeBufferPointer { mn in
+                let (w, d, o) = (UnsafeSendable(nb.baseAddress!), UnsafeSendable(sc.baseAddress!), UnsafeSendable(mn.baseAddress!))
+                CPUKernels.parallelFor((m + chunk - 1) / chunk) { c in
+                    Int8Dot.q4Rows(c * chunk..<min(m, (c + 1) * chunk), tokens: rows, groups: q4.groups, nibbles: UnsafeRawPointer(w.pointer),
+                                   scales: d.pointer, offsets: o.pointer, x: act, bias: bs?.pointer,
+                                   y: UnsafeMutablePointer(mutating: ys.pointer), yStride: m)
+                }
+            } } }
+        } else if let q8 {
+            q8.bytes.withUnsafeBufferPointer { bb in q8.scales.withUnsafeBufferPointer { sc in
+                let (w, d) = (UnsafeSendable(bb.baseAddress!), UnsafeSendable(sc.baseAddress!))
+                CPUKernels.parallelFor((m + chunk - 1) / chunk) { c in
+                    Int8Dot.q8Rows(c * chunk..<min(m, (c + 1) * chunk), tokens: rows, groups: q8.groups, bytes: UnsafeRawPointer(w.pointer),
+                                   scales: d.pointer, x: act, bias: bs?.pointer,
+                                   y: UnsafeMutablePointer(mutating: ys.pointer), yStride: m)
+                }
+            } }
+        }
+    }
+}
+
+/// What quantized weights are multiplied with: activations quantized to int8 per block of 32 (llama.cpp's
+/// approach: integer dot products, fastest; small extra rounding) or kept fp32 (the reference path).
+public enum ActivationPrecision: Sendable {
+    case int8, fp32
+
+    /// `SWIFTWISE_ACTIVATIONS=fp32` selects the fp32 path for a whole process; int8 otherwise.
+    public static let `default`: ActivationPrecision =
+        ProcessInfo.processInfo.environment["SWIFTWISE_ACTIVATIONS"] == "fp32" ? .fp32 : .int8
 }
 
 /// Dot products of one quantized row with an fp32 vector, dequantizing 32 weights at a time in registers.

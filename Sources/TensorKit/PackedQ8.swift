@@ -1,10 +1,11 @@
-/// Q8_0 rows repacked like `PackedQ4`: two blocks' 64 int8 weights read as 16 × UInt32, a byte per lane per shift
-/// (k = 0...3), turned into floats by the 2^23 mantissa trick after flipping the sign bit (x ^ 0x80 = x + 128).
+/// Q8_0 rows repacked like `PackedQ4`: two blocks' 64 weights stored as unsigned bytes w + 128 (sign bit flipped,
+/// what the VNNI int8 kernels multiply), read as 16 × UInt32, a byte per lane per shift (k = 0...3), turned into
+/// floats by the 2^23 mantissa trick.
 struct PackedQ8: @unchecked Sendable {
     let rows: Int
     let blocks: Int
     let groups: Int          // groups of 2 blocks (padded)
-    var bytes: [UInt32]      // [rows][groups][16]
+    var bytes: [UInt32]      // [rows][groups][16], each byte w + 128
     var scales: [Float]      // [rows][groups·2]
 
     init(raw: UnsafeRawBufferPointer, rows: Int, inputs: Int, rowOrder: [Int]) {
@@ -18,7 +19,7 @@ struct PackedQ8: @unchecked Sendable {
             for b in 0..<blocks {
                 let block = raw.baseAddress! + src * rowBytes + b * 34
                 scales[o * groups * 2 + b] = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-                for w in 0..<8 { bytes[(o * groups + b / 2) * 16 + (b % 2) * 8 + w] = (block + 2).loadUnaligned(fromByteOffset: w * 4, as: UInt32.self) }
+                for w in 0..<8 { bytes[(o * groups + b / 2) * 16 + (b % 2) * 8 + w] = (block + 2).loadUnaligned(fromByteOffset: w * 4, as: UInt32.self) ^ 0x8080_8080 }
             }
         }
         (self.bytes, self.scales) = (bytes, scales)
@@ -40,7 +41,6 @@ struct PackedQ8: @unchecked Sendable {
     func dot(row: Int, xp: UnsafePointer<Float>, bytes bp: UnsafePointer<UInt32>, scales sc: UnsafePointer<Float>) -> Float {
         let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
         let mask = SIMD16<UInt32>(repeating: 0xFF)
-        let flip = SIMD16<UInt32>(repeating: 0x80)
         let bias = SIMD16<Float>(repeating: 8_388_608 + 128)
         var acc = SIMD16<Float>()
         let words = UnsafeRawPointer(bp + row * groups * 16)
@@ -48,7 +48,7 @@ struct PackedQ8: @unchecked Sendable {
         for g in 0..<groups {
             let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
             @inline(__always) func lanes(_ shift: UInt32) -> SIMD16<Float> {
-                unsafeBitCast((((w &>> shift) & mask) ^ flip) | magic, to: SIMD16<Float>.self) - bias
+                unsafeBitCast(((w &>> shift) & mask) | magic, to: SIMD16<Float>.self) - bias
             }
             @inline(__always) func xs(_ k: Int) -> SIMD16<Float> {
                 x.loadUnaligned(fromByteOffset: (g * 4 + k) * 64, as: SIMD16<Float>.self)
@@ -70,7 +70,6 @@ struct PackedQ8: @unchecked Sendable {
     func dot4(row: Int, xp: UnsafePointer<Float>, xStride: Int, bytes bp: UnsafePointer<UInt32>, scales sc: UnsafePointer<Float>) -> SIMD4<Float> {
         let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
         let mask = SIMD16<UInt32>(repeating: 0xFF)
-        let flip = SIMD16<UInt32>(repeating: 0x80)
         let bias = SIMD16<Float>(repeating: 8_388_608 + 128)
         var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
         let words = UnsafeRawPointer(bp + row * groups * 16)
@@ -78,7 +77,7 @@ struct PackedQ8: @unchecked Sendable {
         for g in 0..<groups {
             let w = words.loadUnaligned(fromByteOffset: g * 64, as: SIMD16<UInt32>.self)
             @inline(__always) func lanes(_ shift: UInt32) -> SIMD16<Float> {
-                unsafeBitCast((((w &>> shift) & mask) ^ flip) | magic, to: SIMD16<Float>.self) - bias
+                unsafeBitCast(((w &>> shift) & mask) | magic, to: SIMD16<Float>.self) - bias
             }
             let l0 = lanes(0), l1 = lanes(8), l2 = lanes(16), l3 = lanes(24)
             let d0 = sc[row * groups * 2 + 2 * g], d1 = sc[row * groups * 2 + 2 * g + 1]
