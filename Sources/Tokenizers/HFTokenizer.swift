@@ -11,19 +11,32 @@ extension BPETokenizer {
               let vocab = model["vocab"] as? [String: Int] else {
             throw .unsupported(path: path, field: "model", "only byte-level BPE models are supported")
         }
+        let family: BPETokenizer.Family
+        let pre: PreTokenizer
         if (model["byte_fallback"] as? Bool) == true {
-            throw .unsupported(path: path, field: "model.byte_fallback", "SentencePiece-style byte fallback is not supported yet")
+            // SentencePiece BPE as Llama 2 / Mistral ship it: Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer.
+            guard Self.isMetaspaceNormalizer(json["normalizer"]), json["pre_tokenizer"] == nil || json["pre_tokenizer"] is NSNull else {
+                throw .unsupported(path: path, field: "normalizer",
+                                   "byte-fallback BPE is supported with the Prepend(▁) + Replace(' ', ▁) normalizer and no pre-tokenizer")
+            }
+            let unknown = (model["unk_token"] as? String).flatMap { vocab[$0] }
+            (family, pre) = (.sentencePiece(unknownTokenID: unknown), .gpt2)
+        } else {
+            var nfc = false
+            if let normalizer = json["normalizer"] as? [String: Any] {
+                guard normalizer["type"] as? String == "NFC" else {
+                    throw .unsupported(path: path, field: "normalizer", "\(normalizer["type"] ?? "?") (NFC is supported)")
+                }
+                nfc = true
+            }
+            (family, pre) = (.byteLevel(nfc: nfc), try Self.preTokenizer(json["pre_tokenizer"], path: path))
         }
-        if let normalizer = json["normalizer"] as? [String: Any] {
-            throw .unsupported(path: path, field: "normalizer", "\(normalizer["type"] ?? "?") (none is supported)")
-        }
-        let pre = try Self.preTokenizer(json["pre_tokenizer"], path: path)
-        var merges: [String] = []
+        var merges: [BPETokenizer.Merge] = []
         for (i, m) in ((model["merges"] as? [Any]) ?? []).enumerated() {
-            if let s = m as? String {
-                merges.append(s)
+            if let s = m as? String, let merge = BPETokenizer.Merge(spelled: s, rank: i) {
+                merges.append(merge)
             } else if let pair = m as? [String], pair.count == 2 {
-                merges.append(pair[0] + " " + pair[1])
+                merges.append(BPETokenizer.Merge(pair[0], pair[1], rank: i))
             } else {
                 throw .malformed(path: path, field: "model.merges[\(i)]", "neither \"a b\" nor [\"a\", \"b\"]")
             }
@@ -66,7 +79,7 @@ extension BPETokenizer {
             addBOS = first["SpecialToken"] != nil
         }
         do {
-            try self.init(Specification(tokens: tokens, merges: merges, specialTokenIDs: specials, preTokenizer: pre,
+            try self.init(Specification(tokens: tokens, merges: merges, specialTokenIDs: specials, family: family, preTokenizer: pre,
                                         bosTokenID: bos, eosTokenIDs: eos, addBOS: addBOS ?? false))
         } catch {
             throw .malformed(path: path, field: "model.merges", "\(error)")
@@ -84,8 +97,30 @@ extension BPETokenizer {
            parts[1]["type"] as? String == "ByteLevel", (parts[1]["use_regex"] as? Bool) ?? true {
             return .smollm
         }
+        // Llama 3 / Qwen2: Split(their regex, Isolated) then ByteLevel without its own regex.
+        if type == "Sequence", let parts = pre["pretokenizers"] as? [[String: Any]], parts.count == 2,
+           parts[0]["type"] as? String == "Split", (parts[0]["behavior"] as? String) == "Isolated",
+           (parts[0]["invert"] as? Bool) != true,
+           let pattern = (parts[0]["pattern"] as? [String: Any])?["Regex"] as? String,
+           parts[1]["type"] as? String == "ByteLevel", (parts[1]["use_regex"] as? Bool) == false {
+            if pattern == Self.llama3Pattern { return .llama3 }
+            if pattern == Self.qwen2Pattern { return .qwen2 }
+        }
         let description = (try? JSONSerialization.data(withJSONObject: pre, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? type
         throw .unsupported(path: path, field: "pre_tokenizer", String(description.prefix(200)))
+    }
+
+    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    /// Sequence[Prepend("▁"), Replace(" ", "▁")] (either order of listing is not accepted: the order matters).
+    static func isMetaspaceNormalizer(_ value: Any?) -> Bool {
+        guard let n = value as? [String: Any], n["type"] as? String == "Sequence",
+              let parts = n["normalizers"] as? [[String: Any]], parts.count == 2 else { return false }
+        let prepend = parts[0]["type"] as? String == "Prepend" && parts[0]["prepend"] as? String == "\u{2581}"
+        let replace = parts[1]["type"] as? String == "Replace" && (parts[1]["pattern"] as? [String: Any])?["String"] as? String == " "
+            && parts[1]["content"] as? String == "\u{2581}"
+        return prepend && replace
     }
 
     static func readJSON(_ path: String) throws(ModelFileError) -> [String: Any] {
