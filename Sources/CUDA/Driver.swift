@@ -27,6 +27,18 @@ public final class CUDADriver: @unchecked Sendable {
     let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
                                         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result
     let cuGetErrorString: @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
+    // Streams and graphs: a decode step is recorded once per batch size and replayed with one launch.
+    let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
+    let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> Result
+    let cuMemcpyHtoDAsync: @convention(c) (UInt64, UnsafeRawPointer, Int, OpaquePointer?) -> Result
+    let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer, UInt64, Int, OpaquePointer?) -> Result
+    let cuMemcpyDtoDAsync: @convention(c) (UInt64, UInt64, Int, OpaquePointer?) -> Result
+    let cuStreamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> Result
+    let cuStreamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> Result
+    let cuGraphInstantiateWithFlags: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> Result
+    let cuGraphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
+    let cuGraphDestroy: @convention(c) (OpaquePointer?) -> Result
+    let cuFuncSetAttribute: @convention(c) (OpaquePointer?, Int32, Int32) -> Result
 
     public init() throws(GPUError) {
         let lib = try DynamicLibrary(names: ["libcuda.so.1", "libcuda.so"], what: "the CUDA driver (libcuda.so.1)")
@@ -50,6 +62,17 @@ public final class CUDADriver: @unchecked Sendable {
         cuModuleGetFunction = try lib.symbol("cuModuleGetFunction", as: type(of: cuModuleGetFunction))
         cuLaunchKernel = try lib.symbol("cuLaunchKernel", as: type(of: cuLaunchKernel))
         cuGetErrorString = try lib.symbol("cuGetErrorString", as: type(of: cuGetErrorString))
+        cuStreamCreate = try lib.symbol("cuStreamCreate", as: type(of: cuStreamCreate))
+        cuStreamSynchronize = try lib.symbol("cuStreamSynchronize", as: type(of: cuStreamSynchronize))
+        cuMemcpyHtoDAsync = try lib.symbol("cuMemcpyHtoDAsync_v2", as: type(of: cuMemcpyHtoDAsync))
+        cuMemcpyDtoHAsync = try lib.symbol("cuMemcpyDtoHAsync_v2", as: type(of: cuMemcpyDtoHAsync))
+        cuMemcpyDtoDAsync = try lib.symbol("cuMemcpyDtoDAsync_v2", as: type(of: cuMemcpyDtoDAsync))
+        cuStreamBeginCapture = try lib.symbol("cuStreamBeginCapture_v2", as: type(of: cuStreamBeginCapture))
+        cuStreamEndCapture = try lib.symbol("cuStreamEndCapture", as: type(of: cuStreamEndCapture))
+        cuGraphInstantiateWithFlags = try lib.symbol("cuGraphInstantiateWithFlags", as: type(of: cuGraphInstantiateWithFlags))
+        cuGraphLaunch = try lib.symbol("cuGraphLaunch", as: type(of: cuGraphLaunch))
+        cuGraphDestroy = try lib.symbol("cuGraphDestroy", as: type(of: cuGraphDestroy))
+        cuFuncSetAttribute = try lib.symbol("cuFuncSetAttribute", as: type(of: cuFuncSetAttribute))
     }
 
     /// Turns a CUresult into an error naming the call.
@@ -119,6 +142,8 @@ public final class CuBLAS: @unchecked Sendable {
     let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status
     public let gemmEx: @convention(c) (OpaquePointer?, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, UnsafeRawPointer?, Int32, Int32,
                                 UnsafeRawPointer?, Int32, Int32, UnsafeRawPointer, UnsafeMutableRawPointer?, Int32, Int32, Int32, Int32) -> Status
+    let setStream: @convention(c) (OpaquePointer?, OpaquePointer?) -> Status
+    let setWorkspace: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int) -> Status
     public let handle: OpaquePointer?
 
     public static let r32F: Int32 = 0, r16BF: Int32 = 14, compute32F: Int32 = 68, opN: Int32 = 0, opT: Int32 = 1
@@ -128,6 +153,8 @@ public final class CuBLAS: @unchecked Sendable {
         library = lib
         create = try lib.symbol("cublasCreate_v2", as: type(of: create))
         gemmEx = try lib.symbol("cublasGemmEx", as: type(of: gemmEx))
+        setStream = try lib.symbol("cublasSetStream_v2", as: type(of: setStream))
+        setWorkspace = try lib.symbol("cublasSetWorkspace_v2", as: type(of: setWorkspace))
         var h: OpaquePointer?
         let status = create(&h)
         guard status == 0 else { throw .call("cublasCreate_v2", code: status, message: "cuBLAS status \(status)") }

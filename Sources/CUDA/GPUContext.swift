@@ -11,6 +11,10 @@ public final class GPUContext: @unchecked Sendable {
     public let computeCapability: Int
     public let multiprocessors: Int
     let context: OpaquePointer?
+    /// Every launch and copy goes through this one stream (graph capture needs a stream other than the legacy one).
+    public let stream: OpaquePointer?
+    /// cuBLAS's workspace, set explicitly so that GEMMs recorded into a graph allocate nothing.
+    let blasWorkspace: UInt64
 
     public init(deviceIndex: Int32 = 0) throws(GPUError) {
         let driver = try CUDADriver()
@@ -37,6 +41,17 @@ public final class GPUContext: @unchecked Sendable {
         context = ctx
         nvrtc = try NVRTC()
         blas = try CuBLAS()
+        var s: OpaquePointer?
+        try driver.check(driver.cuStreamCreate(&s, 0), "cuStreamCreate")
+        stream = s
+        let workspaceBytes = 32 << 20
+        var ws: UInt64 = 0
+        try driver.check(driver.cuMemAlloc(&ws, workspaceBytes), "cuMemAlloc(cuBLAS workspace)")
+        blasWorkspace = ws
+        let setStream = blas.setStream(blas.handle, s)
+        guard setStream == 0 else { throw .call("cublasSetStream_v2", code: setStream, message: "cuBLAS status \(setStream)") }
+        let setWorkspace = blas.setWorkspace(blas.handle, UnsafeMutableRawPointer(bitPattern: UInt(ws)), workspaceBytes)
+        guard setWorkspace == 0 else { throw .call("cublasSetWorkspace_v2", code: setWorkspace, message: "cuBLAS status \(setWorkspace)") }
     }
 
     /// Makes this context current on the calling thread (the engine's step loop runs on its own thread).
@@ -94,31 +109,70 @@ public final class GPUContext: @unchecked Sendable {
 
     public func free(_ ptr: UInt64) { _ = driver.cuMemFree(ptr) }
 
+    /// Copies are ordered on the stream after the work already queued and return when done (the host buffer
+    /// may be reused at once).
     public func upload(_ source: UnsafeRawPointer, bytes: Int, to ptr: UInt64) throws(GPUError) {
-        try driver.check(driver.cuMemcpyHtoD(ptr, source, bytes), "cuMemcpyHtoD")
+        try driver.check(driver.cuMemcpyHtoDAsync(ptr, source, bytes, stream), "cuMemcpyHtoDAsync")
+        try synchronize()
     }
 
     public func download(_ ptr: UInt64, bytes: Int, into destination: UnsafeMutableRawPointer) throws(GPUError) {
-        try driver.check(driver.cuMemcpyDtoH(destination, ptr, bytes), "cuMemcpyDtoH")
+        try driver.check(driver.cuMemcpyDtoHAsync(destination, ptr, bytes, stream), "cuMemcpyDtoHAsync")
+        try synchronize()
     }
 
     public func copy(_ source: UInt64, to destination: UInt64, bytes: Int) throws(GPUError) {
-        try driver.check(driver.cuMemcpyDtoD(destination, source, bytes), "cuMemcpyDtoD")
+        try driver.check(driver.cuMemcpyDtoDAsync(destination, source, bytes, stream), "cuMemcpyDtoDAsync")
+        try synchronize()
     }
 
     public func synchronize() throws(GPUError) {
-        try driver.check(driver.cuCtxSynchronize(), "cuCtxSynchronize")
+        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    }
+
+    /// Records the launches `body` makes on the stream into a graph, without running them, and returns it
+    /// instantiated: `replay` then runs them all with one launch. Kernel arguments are frozen at capture.
+    public func capture(_ body: () throws -> Void) throws -> OpaquePointer {
+        try driver.check(driver.cuStreamBeginCapture(stream, 1), "cuStreamBeginCapture")  // thread-local mode
+        var graph: OpaquePointer?
+        do {
+            try body()
+        } catch {
+            _ = driver.cuStreamEndCapture(stream, &graph)
+            if graph != nil { _ = driver.cuGraphDestroy(graph) }
+            throw error
+        }
+        try driver.check(driver.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture")
+        defer { _ = driver.cuGraphDestroy(graph) }
+        var exec: OpaquePointer?
+        try driver.check(driver.cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags")
+        return exec!
+    }
+
+    public func replay(_ graph: OpaquePointer) throws(GPUError) {
+        try driver.check(driver.cuGraphLaunch(graph, stream), "cuGraphLaunch")
+    }
+
+    /// Lets `function` use up to `bytes` of shared memory per block (beyond the default 48 KiB); fails when the device
+    /// allows less.
+    public func allowSharedMemory(_ function: OpaquePointer, bytes: Int) throws(GPUError) {
+        try driver.check(driver.cuFuncSetAttribute(function, 8, Int32(bytes)), "cuFuncSetAttribute(max dynamic shared memory \(bytes))")
     }
 
     /// Launches `function` with 1-D grid and block; `arguments` are the kernel's parameters in order.
     public func launch(_ function: OpaquePointer, grid: (UInt32, UInt32, UInt32), block: (UInt32, UInt32, UInt32), sharedBytes: UInt32 = 0,
                        _ arguments: [KernelArgument], name: String) throws(GPUError) {
-        // Each argument lives in its own heap cell; cuLaunchKernel reads them through an array of pointers.
-        let cells = arguments.map { $0.cell() }
-        defer { cells.forEach { $0.deallocate() } }
-        var pointers: [UnsafeMutableRawPointer?] = cells
-        let result = pointers.withUnsafeMutableBufferPointer { p in
-            driver.cuLaunchKernel(function, grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes, nil, p.baseAddress, nil)
+        // Each argument gets an 8-byte cell on the stack; cuLaunchKernel reads them through an array of pointers.
+        let result = withUnsafeTemporaryAllocation(byteCount: 8 * arguments.count, alignment: 8) { cells in
+            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: arguments.count) { pointers in
+                for (i, argument) in arguments.enumerated() {
+                    let cell = cells.baseAddress! + 8 * i
+                    argument.store(into: cell)
+                    pointers[i] = cell
+                }
+                return driver.cuLaunchKernel(function, grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes, stream,
+                                             pointers.baseAddress, nil)
+            }
         }
         try driver.check(result, "cuLaunchKernel(\(name))")
     }
@@ -131,14 +185,12 @@ public enum KernelArgument: Sendable {
     case int64(Int64)
     case float(Float)
 
-    func cell() -> UnsafeMutableRawPointer {
-        let cell = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    func store(into cell: UnsafeMutableRawPointer) {
         switch self {
         case .pointer(let p): cell.storeBytes(of: p, as: UInt64.self)
         case .int32(let i): cell.storeBytes(of: i, as: Int32.self)
         case .int64(let i): cell.storeBytes(of: i, as: Int64.self)
         case .float(let f): cell.storeBytes(of: f, as: Float.self)
         }
-        return cell
     }
 }

@@ -19,18 +19,40 @@ public final class GPULlama: @unchecked Sendable {
 
     struct Layer {
         var attnNorm: UInt64, ffnNorm: UInt64
-        var wq: UInt64, wk: UInt64, wv: UInt64, wo: UInt64, wGate: UInt64, wUp: UInt64, wDown: UInt64
-        var bq: UInt64?, bk: UInt64?, bv: UInt64?
+        /// Q, K and V stacked into one [(heads + 2·kvHeads)·headDim × hidden] matrix, gate and up into one
+        /// [2·ffn × hidden]: one GEMM each instead of three and two.
+        var wqkv: UInt64, wo: UInt64, wGateUp: UInt64, wDown: UInt64
+        var bqkv: UInt64?
     }
 
     let embedding: UInt64, output: UInt64, outputNorm: UInt64
     let layers: [Layer]
     public let kCache: UInt64, vCache: UInt64
     // Scratch sized for `maxTokens` rows.
-    let x, xn, q, k, v, attn, attnB, gate, up, act, delta, normed, logits: UInt64
+    let x, xn, qkv, q, k, v, attn, attnB, gateUp, act, delta, normed, logits: UInt64
     let ints: UInt64
     let intCapacity: Int
+    /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
+    let partials: UInt64
+    static let partialBytes = 64 << 20
+    /// Rows per step up to which attention spreads splits over blocks (else tiles of rows share K/V loads) and
+    /// GEMMs run as the GEMV kernel (else cuBLAS).
+    static let splitAttentionRows = 64, gemvRows = 8
+    static let attentionSplit = 64, attentionTile = 16
+    /// `SWIFTWISE_BATCH_INVARIANT=1` (as vLLM's `VLLM_BATCH_INVARIANT`): every GEMM runs as the GEMV kernel, so a
+    /// row's logits never depend on how many rows share its step (prefill and decode nodes then agree with a
+    /// colocated one token for token), at the cost of prefill speed. Attention and the other kernels are batch
+    /// invariant in both modes.
+    public let batchInvariant = ProcessInfo.processInfo.environment["SWIFTWISE_BATCH_INVARIANT"] == "1"
     public private(set) var weightBytes = 0
+    /// Decode steps (one token per sequence, last logits) recorded as CUDA graphs, by batch size;
+    /// `SWIFTWISE_CUDA_GRAPHS=0` runs every step eagerly.
+    private var graphs: [Int: OpaquePointer] = [:]
+    let useGraphs = ProcessInfo.processInfo.environment["SWIFTWISE_CUDA_GRAPHS"] != "0"
+    /// When set, every operation runs eagerly and alone (synchronized before and after) and its time is added here
+    /// under its name: where a step's time goes (`swiftwise gpu-check --profile`).
+    public var profile: [String: (calls: Int, seconds: Double)]?
+    static let maxGraphs = 64
 
     /// Loads `checkpoint` onto the device and allocates a KV cache of `numBlocks` × `blockSize` tokens.
     /// Element size of weights and GEMM inputs: 2 (bf16) or 4 (fp32, the exactness check mode).
@@ -57,10 +79,11 @@ public final class GPULlama: @unchecked Sendable {
             return info
         }
         /// A [rows × cols] matrix as bf16 on the device (bf16 sources are copied as they are).
-        func matrix(_ name: String, rows: Int, cols: Int, rowOrder: [Int]? = nil) throws -> UInt64 {
+        /// Into `destination` (a part of a stacked matrix) when given, else a fresh allocation.
+        func matrix(_ name: String, rows: Int, cols: Int, rowOrder: [Int]? = nil, into destination: UInt64? = nil) throws -> UInt64 {
             let i = try info(name, [cols, rows])
             let raw = store.bytes(of: i)
-            let ptr = try gpu.allocate(rows * cols * eb)
+            let ptr = try destination ?? gpu.allocate(rows * cols * eb)
             bytes += rows * cols * eb
             if i.type == .bf16 && rowOrder == nil && eb == 2 {
                 try gpu.upload(raw.baseAddress!, bytes: rows * cols * 2, to: ptr)
@@ -100,12 +123,24 @@ public final class GPULlama: @unchecked Sendable {
         for l in 0..<c.layers {
             progress?(l, c.layers)
             func n(_ role: String) -> String { naming.layer(l, role) }
+            let wqkv = try gpu.allocate((qd + 2 * kv) * d * eb)
+            _ = try matrix(n("q"), rows: qd, cols: d, rowOrder: qOrder, into: wqkv)
+            _ = try matrix(n("k"), rows: kv, cols: d, rowOrder: kOrder, into: wqkv + UInt64(qd * d * eb))
+            _ = try matrix(n("v"), rows: kv, cols: d, into: wqkv + UInt64((qd + kv) * d * eb))
+            let wGateUp = try gpu.allocate(2 * f * d * eb)
+            _ = try matrix(n("gate"), rows: f, cols: d, into: wGateUp)
+            _ = try matrix(n("up"), rows: f, cols: d, into: wGateUp + UInt64(f * d * eb))
+            var bqkv: UInt64?
+            if [n("bq"), n("bk"), n("bv")].contains(where: { store.tensors[$0] != nil }) {  // missing parts are zero
+                func part(_ name: String, _ count: Int) throws -> [Float] {
+                    store.tensors[name] == nil ? [Float](repeating: 0, count: count) : Dequantize.tensor(store, try info(name, [count]))
+                }
+                bqkv = try Self.upload(try part(n("bq"), qd) + part(n("bk"), kv) + part(n("bv"), kv), gpu)
+            }
             layers.append(Layer(
                 attnNorm: try vector(n("attnNorm"), d), ffnNorm: try vector(n("ffnNorm"), d),
-                wq: try matrix(n("q"), rows: qd, cols: d, rowOrder: qOrder), wk: try matrix(n("k"), rows: kv, cols: d, rowOrder: kOrder),
-                wv: try matrix(n("v"), rows: kv, cols: d), wo: try matrix(n("o"), rows: d, cols: qd),
-                wGate: try matrix(n("gate"), rows: f, cols: d), wUp: try matrix(n("up"), rows: f, cols: d), wDown: try matrix(n("down"), rows: d, cols: f),
-                bq: try optionalVector(n("bq"), qd), bk: try optionalVector(n("bk"), kv), bv: try optionalVector(n("bv"), kv)))
+                wqkv: wqkv, wo: try matrix(n("o"), rows: d, cols: qd), wGateUp: wGateUp, wDown: try matrix(n("down"), rows: d, cols: f),
+                bqkv: bqkv))
         }
         progress?(c.layers, c.layers)
         self.layers = layers
@@ -116,13 +151,16 @@ public final class GPULlama: @unchecked Sendable {
         vCache = try gpu.allocate(cacheFloats * 4)
         let T = maxTokens
         x = try gpu.allocate(T * d * 4); xn = try gpu.allocate(T * max(d, qd) * eb)
+        qkv = try gpu.allocate(T * (qd + 2 * kv) * 4)
         q = try gpu.allocate(T * qd * 4); k = try gpu.allocate(T * kv * 4); v = try gpu.allocate(T * kv * 4)
         attn = try gpu.allocate(T * qd * 4); attnB = try gpu.allocate(T * qd * eb)
-        gate = try gpu.allocate(T * f * 4); up = try gpu.allocate(T * f * 4); act = try gpu.allocate(T * f * eb)
+        gateUp = try gpu.allocate(T * 2 * f * 4); act = try gpu.allocate(T * f * eb)
         delta = try gpu.allocate(T * d * 4); normed = try gpu.allocate(maxLogitRows * d * 4)
         logits = try gpu.allocate(maxLogitRows * c.vocabSize * 4)
-        intCapacity = 8 * T + numBlocks * 4 + 16
+        intCapacity = 10 * T + numBlocks * 4 + 16
         ints = try gpu.allocate(intCapacity * 4)
+        partials = try gpu.allocate(Self.partialBytes)
+        try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * Self.attentionSplit * c.headDim * 4)
     }
 
     static func upload(_ values: [Float], _ gpu: GPUContext) throws -> UInt64 {
@@ -142,11 +180,13 @@ public final class GPULlama: @unchecked Sendable {
     /// One forward pass; returns the requested logits rows [rows × vocab] (fp32, on the host).
     public func forward(_ batch: [SequenceStep]) throws -> [Float] {
         try gpu.makeCurrent()  // the engine calls from its own thread; the context is per thread
-        let c = config
-        let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
+        let V = config.vocabSize
         var tokens: [Int32] = [], positions: [Int32] = [], rowBlock: [Int32] = [], rowSlot: [Int32] = [], rowTable: [Int32] = []
-        var tables: [Int32] = [], selected: [Int32] = []
+        var tables: [Int32] = [], selected: [Int32] = [], tiles: [Int32] = []
         for step in batch {
+            for first in stride(from: tokens.count, to: tokens.count + step.tokens.count, by: Self.attentionTile) {
+                tiles += [Int32(first), Int32(min(Self.attentionTile, tokens.count + step.tokens.count - first))]
+            }
             let tableStart = Int32(tables.count)
             tables += step.blockTable.map(Int32.init)
             for (i, token) in step.tokens.enumerated() {
@@ -167,70 +207,156 @@ public final class GPULlama: @unchecked Sendable {
         guard T > 0 else { return [] }
         precondition(T <= maxTokens && selected.count <= maxLogitRows, "batch larger than the GPU scratch buffers")
         // All integer metadata in one upload: tokens | positions | rowBlock | rowSlot | rowTable | selected | tables.
-        let meta = tokens + positions + rowBlock + rowSlot + rowTable + selected + tables
+        let meta = tokens + positions + rowBlock + rowSlot + rowTable + selected + tiles + tables
         precondition(meta.count <= intCapacity)
-        try meta.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: ints) }
+        try timed("upload metadata") { try meta.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: ints) } }
         func at(_ i: Int) -> UInt64 { ints + UInt64(i * 4) }
-        let (pTokens, pPos, pBlock, pSlot, pTable, pSelected, pTables) =
-            (at(0), at(T), at(2 * T), at(3 * T), at(4 * T), at(5 * T), at(5 * T + selected.count))
+        let (pTokens, pPos, pBlock, pSlot, pTable, pSelected, pTiles, pTables) =
+            (at(0), at(T), at(2 * T), at(3 * T), at(4 * T), at(5 * T), at(5 * T + selected.count), at(5 * T + selected.count + tiles.count))
 
-        try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
-        for (l, w) in layers.enumerated() {
-            try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
-            try gemm(xn, w.wq, q, rows: T, inputs: D, outputs: QD)
-            try gemm(xn, w.wk, k, rows: T, inputs: D, outputs: KV)
-            try gemm(xn, w.wv, v, rows: T, inputs: D, outputs: KV)
-            if let b = w.bq { try addBias(q, b, T, QD) }
-            if let b = w.bk { try addBias(k, b, T, KV) }
-            if let b = w.bv { try addBias(v, b, T, KV) }
-            try launch("rope", grid: T, block: 128, [.pointer(q), .pointer(pPos), .pointer(inverseFrequencies), .int32(Int32(c.heads)), .int32(Int32(c.headDim))])
-            try launch("rope", grid: T, block: 128, [.pointer(k), .pointer(pPos), .pointer(inverseFrequencies), .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))])
-            try launch("kv_write", grid: T, block: 256, [.pointer(k), .pointer(v), .pointer(kCache), .pointer(vCache), .pointer(pBlock), .pointer(pSlot),
-                                                          .int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(KV))])
-            let maxPositions = Int(positions.max()!) + 1
-            try gpu.launch(functions["attention"]!, grid: (UInt32(T), UInt32(c.heads), 1), block: (128, 1, 1), sharedBytes: UInt32(maxPositions * 4), [
-                .pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attn), .pointer(pPos), .pointer(pTable), .pointer(pTables),
-                .int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)), .int32(Int32(c.kvHeads)),
-                .int32(Int32(c.headDim)), .float(1 / Float(c.headDim).squareRoot())], name: "attention")
-            try elementwise("to_bf16", T * QD, [.pointer(attn), .pointer(attnB)])
-            try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
-            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])
-            try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.ffnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
-            try gemm(xn, w.wGate, gate, rows: T, inputs: D, outputs: F)
-            try gemm(xn, w.wUp, up, rows: T, inputs: D, outputs: F)
-            try elementwise("swiglu_bf16", T * F, [.pointer(gate), .pointer(up), .pointer(act)])
-            try gemm(act, w.wDown, delta, rows: T, inputs: F, outputs: D)
-            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])
-        }
         let rows = selected.count
+        let pointers = StepPointers(tokens: pTokens, positions: pPos, blocks: pBlock, slots: pSlot, tables: pTables, rowTable: pTable,
+                                    selected: pSelected, tiles: pTiles, tileCount: tiles.count / 2)
+        // Split attention when the partials fit; graph keys carry the split count rounded up to a power of two.
+        let neededSplits = (Int(positions.max()!) + Self.attentionSplit) / Self.attentionSplit
+        let splitBucket = max(8, 1 << (Int.bitWidth - (neededSplits - 1).leadingZeroBitCount))
+        let partialRowBytes = config.heads * (config.headDim + 2) * 4
+        let splits: Int? = T <= Self.splitAttentionRows && T * splitBucket * partialRowBytes <= Self.partialBytes ? splitBucket : nil
+        let decodeOnly = batch.allSatisfy { step in
+            if case .last = step.logits { return step.tokens.count == 1 } else { return false }
+        }
+        if useGraphs && decodeOnly && profile == nil, let splits {
+            let key = T << 32 | splits
+            if graphs[key] == nil && graphs.count < Self.maxGraphs {
+                graphs[key] = try gpu.capture { try encode(T: T, rows: rows, splits: splits, pointers) }
+            }
+            if let graph = graphs[key] {
+                try gpu.replay(graph)
+            } else {
+                try encode(T: T, rows: rows, splits: splits, pointers)
+            }
+        } else {
+            try encode(T: T, rows: rows, splits: splits, pointers)
+        }
         guard rows > 0 else {
             try gpu.synchronize()
             return []
         }
-        try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(pSelected), .pointer(normed), .int32(Int32(D))])
-        try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
-        try gemm(xn, output, logits, rows: rows, inputs: D, outputs: V)
         var out = [Float](repeating: 0, count: rows * V)
-        try out.withUnsafeMutableBytes { try gpu.download(logits, bytes: $0.count, into: $0.baseAddress!) }
+        try timed("download logits") { try out.withUnsafeMutableBytes { try gpu.download(logits, bytes: $0.count, into: $0.baseAddress!) } }
         return out
     }
 
+    /// Device addresses of one step's integer metadata (all inside `ints`).
+    struct StepPointers {
+        var tokens, positions, blocks, slots, tables, rowTable, selected, tiles: UInt64
+        var tileCount: Int
+    }
+
+    /// Queues one forward pass on the stream: every kernel and GEMM, ending with the logits of `rows` rows.
+    /// `splits`: attention as split partials over that many split slots per row, else tiled.
+    private func encode(T: Int, rows: Int, splits: Int?, _ p: StepPointers) throws {
+        let c = config
+        let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
+        let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
+        try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
+        for (l, w) in layers.enumerated() {
+            try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+            try gemm(xn, w.wqkv, qkv, rows: T, inputs: D, outputs: QD + 2 * KV)
+            if let b = w.bqkv { try addBias(qkv, b, T, QD + 2 * KV) }
+            try launch("rope_split", grid: T, block: 128, [.pointer(qkv), .pointer(q), .pointer(k), .pointer(v), .pointer(pPos),
+                                                            .pointer(inverseFrequencies), .int32(Int32(c.heads)), .int32(Int32(c.kvHeads)),
+                                                            .int32(Int32(c.headDim))])
+            try launch("kv_write", grid: T, block: 256, [.pointer(k), .pointer(v), .pointer(kCache), .pointer(vCache), .pointer(pBlock), .pointer(pSlot),
+                                                          .int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(KV))])
+            try attention(T: T, layer: l, splits: splits, p)
+            try elementwise("to_bf16", T * QD, [.pointer(attn), .pointer(attnB)])
+            try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
+            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])
+            try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.ffnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+            try gemm(xn, w.wGateUp, gateUp, rows: T, inputs: D, outputs: 2 * F)
+            try elementwise("swiglu_bf16", T * F, [.pointer(gateUp), .pointer(act), .int32(Int32(F))])
+            try gemm(act, w.wDown, delta, rows: T, inputs: F, outputs: D)
+            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])
+        }
+        guard rows > 0 else { return }
+        try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(pSelected), .pointer(normed), .int32(Int32(D))])
+        try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+        try gemm(xn, output, logits, rows: rows, inputs: D, outputs: V)
+    }
+
+
+    private func attention(T: Int, layer l: Int, splits: Int?, _ p: StepPointers) throws {
+        let c = config
+        let common: [KernelArgument] = [.pointer(p.positions), .pointer(p.rowTable), .pointer(p.tables)]
+        let shape: [KernelArgument] = [.int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
+                                       .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim)), .float(1 / Float(c.headDim).squareRoot())]
+        if let splits {
+            try timed("attention_split") {
+                try gpu.launch(functions["attention_split"]!, grid: (UInt32(T), UInt32(c.heads), UInt32(splits)), block: (256, 1, 1),
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(partials)] + common + shape + [.int32(Int32(splits))],
+                               name: "attention_split")
+            }
+            try timed("attention_combine") {
+                try gpu.launch(functions["attention_combine"]!, grid: (UInt32(T), UInt32(c.heads), 1), block: (UInt32(min(128, c.headDim)), 1, 1),
+                               [.pointer(partials), .pointer(attn), .pointer(p.positions), .int32(Int32(c.heads)), .int32(Int32(c.headDim)),
+                                .int32(Int32(splits))], name: "attention_combine")
+            }
+        } else {
+            try timed("attention_tiled") {
+                try gpu.launch(functions["attention_tiled"]!, grid: (UInt32(p.tileCount), UInt32(c.heads), 1), block: (256, 1, 1),
+                               sharedBytes: UInt32(2 * Self.attentionSplit * c.headDim * 4),
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attn)] + common + [.pointer(p.tiles)] + shape,
+                               name: "attention_tiled")
+            }
+        }
+    }
+
+    private func timed(_ name: @autoclosure () -> String, _ body: () throws -> Void) throws {
+        guard profile != nil else { return try body() }
+        try gpu.synchronize()
+        let start = ContinuousClock.now
+        try body()
+        try gpu.synchronize()
+        let elapsed = (ContinuousClock.now - start).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+        let entry = profile![name(), default: (0, 0)]
+        profile![name()] = (entry.calls + 1, entry.seconds + seconds)
+    }
+
     private func launch(_ name: String, grid: Int, block: Int, _ args: [KernelArgument]) throws {
-        try gpu.launch(functions[name]!, grid: (UInt32(grid), 1, 1), block: (UInt32(block), 1, 1), args, name: name)
+        try timed(name) { try gpu.launch(functions[name]!, grid: (UInt32(grid), 1, 1), block: (UInt32(block), 1, 1), args, name: name) }
     }
 
     private func elementwise(_ name: String, _ n: Int, _ args: [KernelArgument]) throws {
-        try gpu.launch(functions[name]!, grid: (UInt32((n + 255) / 256), 1, 1), block: (256, 1, 1), args + [.int64(Int64(n))], name: name)
+        try timed(name) {
+            try gpu.launch(functions[name]!, grid: (UInt32((n + 255) / 256), 1, 1), block: (256, 1, 1), args + [.int64(Int64(n))], name: name)
+        }
     }
 
     private func addBias(_ y: UInt64, _ b: UInt64, _ rows: Int, _ n: Int) throws {
-        try gpu.launch(functions["add_bias"]!, grid: (UInt32((rows * n + 255) / 256), 1, 1), block: (256, 1, 1),
-                       [.pointer(y), .pointer(b), .int32(Int32(n)), .int64(Int64(rows * n))], name: "add_bias")
+        try timed("add_bias") {
+            try gpu.launch(functions["add_bias"]!, grid: (UInt32((rows * n + 255) / 256), 1, 1), block: (256, 1, 1),
+                           [.pointer(y), .pointer(b), .int32(Int32(n)), .int64(Int64(rows * n))], name: "add_bias")
+        }
     }
 
     /// y[rows × outputs] (fp32) = x[rows × inputs] (bf16) · W[outputs × inputs]ᵀ (bf16), row-major throughout:
     /// in cuBLAS's column-major terms C[outputs × rows] = Wᵀ-op(W) · X.
     private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
+        if (rows <= Self.gemvRows || batchInvariant) && inputs % 8 == 0 {
+            try timed("gemv \(rows)×\(inputs)·\(inputs)×\(outputs)") {
+                try gpu.launch(functions["gemv"]!, grid: (UInt32((outputs + 7) / 8), UInt32((rows + Self.gemvRows - 1) / Self.gemvRows), 1),
+                               block: (256, 1, 1),
+                               [.pointer(x), .pointer(w), .pointer(y), .int32(Int32(rows)), .int32(Int32(inputs)), .int32(Int32(outputs))],
+                               name: "gemv")
+            }
+            return
+        }
+        try timed("gemm \(rows)×\(inputs)·\(inputs)×\(outputs)") { try gemmNow(x, w, y, rows: rows, inputs: inputs, outputs: outputs) }
+    }
+
+    private func gemmNow(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
         var alpha: Float = 1, beta: Float = 0
         let type = gemmBytes == 4 ? CuBLAS.r32F : CuBLAS.r16BF
         let status = gpu.blas.gemmEx(gpu.blas.handle, CuBLAS.opT, CuBLAS.opN, Int32(outputs), Int32(rows), Int32(inputs), &alpha,

@@ -2,8 +2,8 @@
 /// disk by source hash). Activations are fp32, GEMM inputs bf16, the KV cache fp32 in the CPU's paged layout
 /// ([block][layer][slot][kvDim]) so KV chunks move between CPU and GPU nodes unchanged.
 enum GPUKernels {
-    static let names = ["embed", "rmsnorm_bf16", "add_bias", "rope", "kv_write", "attention", "residual_add", "swiglu_bf16",
-                        "to_bf16", "gather_rows"]
+    static let names = ["embed", "rmsnorm_bf16", "add_bias", "rope_split", "kv_write", "attention_split", "attention_combine",
+                        "attention_tiled", "gemv", "residual_add", "swiglu_bf16", "to_bf16", "gather_rows"]
 
     static let source = #"""
     // bf16 as raw 16-bit words (no toolkit headers needed by NVRTC): round-to-nearest-even from fp32.
@@ -59,20 +59,25 @@ enum GPUKernels {
         if (i < total) y[i] += b[i % n];
     }
 
-    // Rotate-half RoPE in place on [rows][heads][hd]; one block per row.
-    __global__ void rope(float* x, const int* pos, const float* inv_freq, int heads, int hd) {
-        int t = blockIdx.x, half = hd / 2;
-        for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
-            int h = k / half, i = k % half;
-            float angle = (float)pos[t] * inv_freq[i];
+    // One row of the stacked Q|K|V GEMM output per block: rotate-half RoPE on Q and K, each written to its own
+    // buffer ([rows][heads][hd], [rows][kvHeads][hd]), V copied.
+    __global__ void rope_split(const float* qkv, float* q, float* k, float* v, const int* pos, const float* inv_freq,
+                               int heads, int kvHeads, int hd) {
+        int t = blockIdx.x, half = hd / 2, qd = heads * hd, kvd = kvHeads * hd;
+        const float* row = qkv + (long)t * (qd + 2 * kvd);
+        for (int e = threadIdx.x; e < (heads + kvHeads) * half; e += blockDim.x) {
+            int h = e / half, i = e % half;
             float s, c;
-            sincosf(angle, &s, &c);
-            float* v = x + ((long)t * heads + h) * hd;
-            float a = v[i], b = v[i + half];
-            v[i] = a * c - b * s;
-            v[i + half] = b * c + a * s;
+            sincosf((float)pos[t] * inv_freq[i], &s, &c);
+            const float* src = row + h * hd;  // K heads follow Q heads in the row
+            float* dst = h < heads ? q + (long)t * qd + h * hd : k + (long)t * kvd + (h - heads) * hd;
+            float a = src[i], b = src[i + half];
+            dst[i] = a * c - b * s;
+            dst[i + half] = b * c + a * s;
         }
+        for (int i = threadIdx.x; i < kvd; i += blockDim.x) v[(long)t * kvd + i] = row[qd + kvd + i];
     }
+
 
     // Writes each row's K and V into its paged slot: offset ((block*layers + layer)*bs + slot)*kvDim.
     __global__ void kv_write(const float* k, const float* v, float* kc, float* vc, const int* row_block, const int* row_slot,
@@ -82,47 +87,216 @@ enum GPUKernels {
         for (int i = threadIdx.x; i < kvDim; i += blockDim.x) { kc[o + i] = k[(long)t * kvDim + i]; vc[o + i] = v[(long)t * kvDim + i]; }
     }
 
-    // Causal GQA attention for one (row, head) per block: scores over positions 0..pos in shared memory.
-    __global__ void attention(const float* q, const float* kc, const float* vc, float* out, const int* row_pos,
-                              const int* row_table, const int* tables, int layer, int layers, int bs, int heads,
-                              int kvHeads, int hd, float scale) {
-        extern __shared__ float scores[];
-        __shared__ float red[32];
-        int t = blockIdx.x, h = blockIdx.y, kvh = h / (heads / kvHeads), kvDim = kvHeads * hd;
-        int n = row_pos[t] + 1;
-        const int* table = tables + row_table[t];
-        const float* qr = q + ((long)t * heads + h) * hd;
-        float m = __int_as_float(0xff800000);  // -inf
-        for (int j = threadIdx.x; j < n; j += blockDim.x) {
-            const float* kr = kc + (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd;
+    // Causal GQA attention, batch invariant by construction: a row's positions are cut into splits of ATT_SPLIT at
+    // fixed absolute boundaries; within a split, warp w takes positions w, w + ATT_WARPS, ... (lanes split the head
+    // dimension: K and V rows are read coalesced; a warp reduction gives each score; online softmax per warp), the
+    // warps' partials merge in warp order, and the splits merge in split order. Two launch shapes compute exactly
+    // the same operations per row: few rows (decode) spread the splits over blocks and merge them in a second kernel;
+    // many rows (prefill) take a tile of ATT_TILE rows of one sequence per block, stage each split's K/V in shared
+    // memory once for the whole tile, and merge as they go. head_dim <= 128.
+    #define ATT_WARPS 8
+    #define ATT_SPLIT 64
+    #define ATT_TILE 16
+    #define NEG_INF __int_as_float(0xff800000)
+
+    }  // extern "C": the helpers below are C++ (a template), not kernels
+
+    struct GlobalKV {
+        const float* kc; const float* vc; const int* table; int layer, layers, bs, kvDim, offset;
+        __device__ long at(int j) const { return (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + offset; }
+        __device__ const float* k(int j) const { return kc + at(j); }
+        __device__ const float* v(int j) const { return vc + at(j); }
+    };
+    struct SharedKV {
+        const float* ks; const float* vs; int j0, hd;
+        __device__ const float* k(int j) const { return ks + (j - j0) * hd; }
+        __device__ const float* v(int j) const { return vs + (j - j0) * hd; }
+    };
+
+    // The split [j0, j1) of one row: every warp's running max/sum/output, merged in warp order into (m, l, o[hd]).
+    // Called by all threads of the block; `wo` is shared [ATT_WARPS][128], `wm`/`wl` shared [ATT_WARPS].
+    template <class KV>
+    __device__ void split_partial(const KV& kv, const float* qr, float scale, int j0, int j1, int hd,
+                                  float* wm, float* wl, float (*wo)[128], float& m_out, float& l_out, float* o_out) {
+        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        float qv[4], acc[4];
+        #pragma unroll
+        for (int k = 0; k < 4; k++) { int d = lane + 32 * k; qv[k] = d < hd ? qr[d] : 0.f; acc[k] = 0.f; }
+        float m = NEG_INF, l = 0.f;
+        for (int j = j0 + warp; j < j1; j += ATT_WARPS) {
+            const float* kr = kv.k(j);
+            const float* vr = kv.v(j);
             float s = 0.f;
-            for (int i = 0; i < hd; i++) s += qr[i] * kr[i];
+            #pragma unroll
+            for (int k = 0; k < 4; k++) { int d = lane + 32 * k; if (d < hd) s += qv[k] * kr[d]; }
+            #pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
             s *= scale;
-            scores[j] = s;
-            m = fmaxf(m, s);
+            float mn = fmaxf(m, s);
+            float c = expf(m - mn), p = expf(s - mn);
+            l = l * c + p;
+            #pragma unroll
+            for (int k = 0; k < 4; k++) { int d = lane + 32 * k; if (d < hd) acc[k] = acc[k] * c + p * vr[d]; }
+            m = mn;
         }
-        for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, o));
-        if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+        if (lane == 0) { wm[warp] = m; wl[warp] = l; }
+        #pragma unroll
+        for (int k = 0; k < 4; k++) { int d = lane + 32 * k; if (d < hd) wo[warp][d] = acc[k]; }
         __syncthreads();
-        if (threadIdx.x == 0) { float x = red[0]; for (int w = 1; w < (blockDim.x >> 5); w++) x = fmaxf(x, red[w]); red[0] = x; }
+        float M = NEG_INF;
+        for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, wm[w]);
+        float L = 0.f;
+        for (int w = 0; w < ATT_WARPS; w++) L += wl[w] * expf(wm[w] - M);
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float o = 0.f;
+            for (int w = 0; w < ATT_WARPS; w++) o += wo[w][d] * expf(wm[w] - M);
+            o_out[d] = o;
+        }
+        m_out = M; l_out = L;
         __syncthreads();
-        m = red[0];
-        __syncthreads();
-        float sum = 0.f;
-        for (int j = threadIdx.x; j < n; j += blockDim.x) { float e = expf(scores[j] - m); scores[j] = e; sum += e; }
-        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffff, sum, o);
-        if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = sum;
-        __syncthreads();
-        if (threadIdx.x == 0) { float x = 0.f; for (int w = 0; w < (blockDim.x >> 5); w++) x += red[w]; red[0] = x; }
-        __syncthreads();
-        float inv = 1.f / red[0];
-        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-            float acc = 0.f;
-            for (int j = 0; j < n; j++) {
-                const float* vr = vc + (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd;
-                acc += scores[j] * vr[i];
+    }
+
+    // Running merge of split partials, in split order (the same operations in both launch shapes).
+    __device__ __forceinline__ void merge_split(float& M, float& L, float& O, float m, float l, float o) {
+        float mn = fmaxf(M, m), a = expf(M - mn), b = expf(m - mn);
+        L = L * a + l * b;
+        O = O * a + o * b;
+        M = mn;
+    }
+
+    extern "C" {
+
+    // Few rows: one block per (row, head, split); partials [row][head][split][hd + 2] (o..., m, l).
+    __global__ void attention_split(const float* q, const float* kc, const float* vc, float* partials, const int* row_pos,
+                                    const int* row_table, const int* tables, int layer, int layers, int bs, int heads,
+                                    int kvHeads, int hd, float scale, int max_splits) {
+        __shared__ float wm[ATT_WARPS], wl[ATT_WARPS], wo[ATT_WARPS][128], o[128];
+        int t = blockIdx.x, h = blockIdx.y, split = blockIdx.z;
+        int n = row_pos[t] + 1, j0 = split * ATT_SPLIT;
+        if (j0 >= n) return;
+        int kvh = h / (heads / kvHeads);
+        GlobalKV kv = {kc, vc, tables + row_table[t], layer, layers, bs, kvHeads * hd, kvh * hd};
+        float m, l;
+        split_partial(kv, q + ((long)t * heads + h) * hd, scale, j0, min(n, j0 + ATT_SPLIT), hd, wm, wl, wo, m, l, o);
+        float* out = partials + (((long)t * heads + h) * max_splits + split) * (hd + 2);
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) out[d] = o[d];
+        if (threadIdx.x == 0) { out[hd] = m; out[hd + 1] = l; }
+    }
+
+    __global__ void attention_combine(const float* partials, float* out, const int* row_pos, int heads, int hd, int max_splits) {
+        int t = blockIdx.x, h = blockIdx.y;
+        int splits = (row_pos[t] + ATT_SPLIT) / ATT_SPLIT;
+        const float* p = partials + ((long)t * heads + h) * max_splits * (hd + 2);
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float M = NEG_INF, L = 0.f, O = 0.f;
+            for (int s = 0; s < splits; s++) {
+                const float* ps = p + s * (hd + 2);
+                merge_split(M, L, O, ps[hd], ps[hd + 1], ps[d]);
             }
-            out[((long)t * heads + h) * hd + i] = acc * inv;
+            out[((long)t * heads + h) * hd + d] = O / L;
+        }
+    }
+
+    // Many rows: one block per (tile of up to ATT_TILE consecutive rows of one sequence, head). tiles[i] = first row,
+    // count. Dynamic shared memory: K and V of one split, 2 × ATT_SPLIT × hd floats.
+    __global__ void attention_tiled(const float* q, const float* kc, const float* vc, float* out, const int* row_pos,
+                                    const int* row_table, const int* tables, const int* tiles, int layer, int layers, int bs,
+                                    int heads, int kvHeads, int hd, float scale) {
+        extern __shared__ float kvs[];
+        __shared__ float wm[ATT_WARPS], wl[ATT_WARPS], wo[ATT_WARPS][128], o[128];
+        __shared__ float rowM[ATT_TILE], rowL[ATT_TILE], rowO[ATT_TILE][128];
+        int h = blockIdx.y, first = tiles[2 * blockIdx.x], count = tiles[2 * blockIdx.x + 1];
+        int kvh = h / (heads / kvHeads), kvDim = kvHeads * hd;
+        const int* table = tables + row_table[first];
+        int nMax = 0;
+        for (int r = 0; r < count; r++) nMax = max(nMax, row_pos[first + r] + 1);
+        for (int i = threadIdx.x; i < ATT_TILE * 128; i += blockDim.x) rowO[i / 128][i % 128] = 0.f;
+        if (threadIdx.x < ATT_TILE) { rowM[threadIdx.x] = NEG_INF; rowL[threadIdx.x] = 0.f; }
+        float* ks = kvs;
+        float* vs = kvs + ATT_SPLIT * hd;
+        for (int j0 = 0; j0 < nMax; j0 += ATT_SPLIT) {
+            int j1 = min(nMax, j0 + ATT_SPLIT);
+            __syncthreads();
+            for (int i = threadIdx.x; i < (j1 - j0) * hd; i += blockDim.x) {
+                int j = j0 + i / hd, d = i % hd;
+                long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+                ks[i] = kc[at];
+                vs[i] = vc[at];
+            }
+            __syncthreads();
+            SharedKV kv = {ks, vs, j0, hd};
+            for (int r = 0; r < count; r++) {
+                int t = first + r, n = row_pos[t] + 1;
+                if (j0 >= n) continue;  // uniform across the block
+                float m, l;
+                split_partial(kv, q + ((long)t * heads + h) * hd, scale, j0, min(n, j0 + ATT_SPLIT), hd, wm, wl, wo, m, l, o);
+                for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+                    float M = rowM[r], L = rowL[r], O = rowO[r][d];
+                    merge_split(M, L, O, m, l, o[d]);
+                    rowO[r][d] = O;
+                    if (d == 0) { rowM[r] = M; rowL[r] = L; }
+                }
+                __syncthreads();
+            }
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < count * hd; i += blockDim.x) {
+            int r = i / hd, d = i % hd;
+            out[((long)(first + r) * heads + h) * hd + d] = rowO[r][d] / rowL[r];
+        }
+    }
+
+    // y[t][o] = Σ_i x[t][i]·W[o][i]: one warp per output streams W's row once per GEMV_ROWS rows of x (blockIdx.y
+    // picks them) with 16-byte loads; fp32 accumulation in a fixed order per output, warp-shuffle reduction. Decode's
+    // GEMMs (cuBLAS's kernels leave most of the bandwidth unused there), and every GEMM in batch-invariant mode: an
+    // output's arithmetic is the same whatever the number of rows. inputs must be a multiple of 8.
+    #define GEMV_ROWS 8
+    #ifdef GEMM_FP32
+    #define GEMV_VEC 4
+    __device__ __forceinline__ void unpack(uint4 v, float* f) {
+        f[0] = __uint_as_float(v.x); f[1] = __uint_as_float(v.y); f[2] = __uint_as_float(v.z); f[3] = __uint_as_float(v.w);
+    }
+    #else
+    #define GEMV_VEC 8
+    __device__ __forceinline__ void unpack(uint4 v, float* f) {
+        unsigned u[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+        for (int k = 0; k < 4; k++) { f[2 * k] = __uint_as_float(u[k] << 16); f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u); }
+    }
+    #endif
+    __global__ void gemv(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
+        int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+        if (o >= outputs) return;
+        int t0 = blockIdx.y * GEMV_ROWS;
+        rows = min(GEMV_ROWS, rows - t0);
+        x += (long)t0 * inputs;
+        y += (long)t0 * outputs;
+        float acc[GEMV_ROWS];
+        #pragma unroll
+        for (int t = 0; t < GEMV_ROWS; t++) acc[t] = 0.f;
+        const gemm_t* wr = w + (long)o * inputs;
+        #pragma unroll 4
+        for (int i = lane * GEMV_VEC; i < inputs; i += 32 * GEMV_VEC) {
+            float wf[GEMV_VEC];
+            unpack(*(const uint4*)(wr + i), wf);
+            #pragma unroll
+            for (int t = 0; t < GEMV_ROWS; t++) {
+                if (t < rows) {
+                    float xf[GEMV_VEC];
+                    unpack(*(const uint4*)(x + (long)t * inputs + i), xf);
+                    #pragma unroll
+                    for (int k = 0; k < GEMV_VEC; k++) acc[t] = fmaf(wf[k], xf[k], acc[t]);
+                }
+            }
+        }
+        #pragma unroll
+        for (int t = 0; t < GEMV_ROWS; t++) {
+            if (t < rows) {
+                float s = acc[t];
+                #pragma unroll
+                for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffff, s, off);
+                if (lane == 0) y[(long)t * outputs + o] = s;
+            }
         }
     }
 
@@ -131,9 +305,14 @@ enum GPUKernels {
         if (i < n) x[i] += d[i];
     }
 
-    __global__ void swiglu_bf16(const float* gate, const float* up, gemm_t* out, long n) {
+    // out[t][j] = silu(gate) · up, reading the stacked [rows][gate (F) | up (F)] GEMM output.
+    __global__ void swiglu_bf16(const float* gate_up, gemm_t* out, int F, long n) {
         long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-        if (i < n) { float g = gate[i]; out[i] = to_gemm(g / (1.f + expf(-g)) * up[i]); }
+        if (i < n) {
+            long t = i / F, j = i % F;
+            float g = gate_up[t * 2 * F + j];
+            out[i] = to_gemm(g / (1.f + expf(-g)) * gate_up[t * 2 * F + F + j]);
+        }
     }
 
     __global__ void to_bf16(const float* x, gemm_t* out, long n) {

@@ -15,6 +15,7 @@ struct GPUCheckCommand: ParsableCommand {
     @Option(help: "JSON with prompt_ids, last_logits, argmax and greedy_ids from transformers.") var reference: String?
     @Flag(help: "Also compare the prompt's logits with the CPU path.") var cpu = false
     @Flag(help: "Time decode (batch 1 and 32, prompt 512, 256 new tokens) and a 2,048-token prefill.") var bench = false
+    @Flag(help: "Time every operation of a batch-1 decode step and a 2,048-token prefill on its own (synchronized).") var profile = false
     @Option(help: "Write results as JSON here.") var json: String?
     @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
 
@@ -87,6 +88,9 @@ struct GPUCheckCommand: ParsableCommand {
         if bench {
             results["bench"] = try Self.bench(llama, c)
         }
+        if profile {
+            results["profile"] = try Self.profile(llama)
+        }
         if let json {
             try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
         }
@@ -125,6 +129,33 @@ struct GPUCheckCommand: ParsableCommand {
         out["prefill_2048_ms"] = prefill * 1000
         out["prefill_tflops"] = flops / prefill / 1e12
         out["copy_gb_s"] = bandwidth
+        return out
+    }
+
+    /// Per-operation times of a decode step at batch 1 (context 512, averaged over 16 steps) and of a 2,048-token
+    /// prefill, each operation synchronized on its own (so the sum exceeds a real step by the launch gaps).
+    static func profile(_ llama: GPULlama) throws -> [String: Any] {
+        let bs = llama.blockSize
+        var out: [String: Any] = [:]
+        func report(_ title: String, steps: Int) -> [String: Double] {
+            let entries = llama.profile!.sorted { $0.value.seconds > $1.value.seconds }
+            let total = entries.reduce(0) { $0 + $1.value.seconds } / Double(steps)
+            print(String(format: "%@: %.3f ms per step (sum of synchronized operations)", title, total * 1000))
+            for (name, e) in entries {
+                print(String(format: "  %-34@ %5d calls %9.1f us per step %5.1f%%", name, e.calls / steps, e.seconds / Double(steps) * 1e6,
+                             100 * e.seconds / Double(steps) / total))
+            }
+            return Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.value.seconds / Double(steps) * 1e6) })
+        }
+        let table = Array(0..<(2048 + bs) / bs)
+        _ = try llama.forward([SequenceStep(tokens: (0..<512).map { 100 + $0 }, start: 0, blockTable: table, logits: .last)])
+        llama.profile = [:]
+        for s in 0..<16 { _ = try llama.forward([SequenceStep(tokens: [1000 + s], start: 512 + s, blockTable: table, logits: .last)]) }
+        out["decode_batch1_us"] = report("decode batch 1", steps: 16)
+        llama.profile = [:]
+        _ = try llama.forward([SequenceStep(tokens: (0..<2048).map { 100 + ($0 * 17) % 30000 }, start: 0, blockTable: table, logits: .last)])
+        out["prefill_2048_us"] = report("prefill 2048", steps: 1)
+        llama.profile = nil
         return out
     }
 
