@@ -29,7 +29,7 @@ public final class GPULlama: @unchecked Sendable {
     let layers: [Layer]
     public let kCache: UInt64, vCache: UInt64
     // Scratch sized for `maxTokens` rows.
-    let x, xn, qkv, q, k, v, attn, attnB, gateUp, act, delta, normed, logits: UInt64
+    let x, xn, qkv, q, attnB, gateUp, act, delta, normed, logits: UInt64
     let ints: UInt64
     let intCapacity: Int
     /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
@@ -69,8 +69,10 @@ public final class GPULlama: @unchecked Sendable {
         self.maxLogitRows = maxLogitRows
         gemmBytes = fp32 ? 4 : 2
         let eb = gemmBytes
+        // --fmad=false: no implicit FMA contraction, so kernels that must agree bit for bit (attention's two launch
+        // shapes) compute exactly what they spell; the GEMV spells its FMAs.
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
-                                   options: fp32 ? ["-DGEMM_FP32"] : [])
+                                   options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
         let store = checkpoint.store, naming = checkpoint.naming
         var bytes = 0
         func info(_ name: String, _ shape: [Int]) throws -> GGUFTensorInfo {
@@ -152,8 +154,7 @@ public final class GPULlama: @unchecked Sendable {
         let T = maxTokens
         x = try gpu.allocate(T * d * 4); xn = try gpu.allocate(T * max(d, qd) * eb)
         qkv = try gpu.allocate(T * (qd + 2 * kv) * 4)
-        q = try gpu.allocate(T * qd * 4); k = try gpu.allocate(T * kv * 4); v = try gpu.allocate(T * kv * 4)
-        attn = try gpu.allocate(T * qd * 4); attnB = try gpu.allocate(T * qd * eb)
+        q = try gpu.allocate(T * qd * 4); attnB = try gpu.allocate(T * qd * eb)
         gateUp = try gpu.allocate(T * 2 * f * 4); act = try gpu.allocate(T * f * eb)
         delta = try gpu.allocate(T * d * 4); normed = try gpu.allocate(maxLogitRows * d * 4)
         logits = try gpu.allocate(maxLogitRows * c.vocabSize * 4)
@@ -261,24 +262,27 @@ public final class GPULlama: @unchecked Sendable {
         let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
         try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
         for (l, w) in layers.enumerated() {
-            try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+            if l == 0 {
+                try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+            } else {  // the previous layer's FFN residual, added here
+                try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.attnNorm), .pointer(xn),
+                                                                      .int32(Int32(D)), .float(c.rmsEps)])
+            }
             try gemm(xn, w.wqkv, qkv, rows: T, inputs: D, outputs: QD + 2 * KV)
             if let b = w.bqkv { try addBias(qkv, b, T, QD + 2 * KV) }
-            try launch("rope_split", grid: T, block: 128, [.pointer(qkv), .pointer(q), .pointer(k), .pointer(v), .pointer(pPos),
-                                                            .pointer(inverseFrequencies), .int32(Int32(c.heads)), .int32(Int32(c.kvHeads)),
-                                                            .int32(Int32(c.headDim))])
-            try launch("kv_write", grid: T, block: 256, [.pointer(k), .pointer(v), .pointer(kCache), .pointer(vCache), .pointer(pBlock), .pointer(pSlot),
-                                                          .int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(KV))])
+            try launch("rope_split", grid: T, block: 128, [.pointer(qkv), .pointer(q), .pointer(kCache), .pointer(vCache), .pointer(pPos),
+                                                            .pointer(inverseFrequencies), .pointer(pBlock), .pointer(pSlot), .int32(Int32(l)),
+                                                            .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
+                                                            .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))])
             try attention(T: T, layer: l, splits: splits, p)
-            try elementwise("to_bf16", T * QD, [.pointer(attn), .pointer(attnB)])
             try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
-            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])
-            try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.ffnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+            try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.ffnNorm), .pointer(xn),
+                                                                  .int32(Int32(D)), .float(c.rmsEps)])
             try gemm(xn, w.wGateUp, gateUp, rows: T, inputs: D, outputs: 2 * F)
             try elementwise("swiglu_bf16", T * F, [.pointer(gateUp), .pointer(act), .int32(Int32(F))])
             try gemm(act, w.wDown, delta, rows: T, inputs: F, outputs: D)
-            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])
         }
+        try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])  // the last layer's FFN residual
         guard rows > 0 else { return }
         try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(pSelected), .pointer(normed), .int32(Int32(D))])
         try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
@@ -299,14 +303,14 @@ public final class GPULlama: @unchecked Sendable {
             }
             try timed("attention_combine") {
                 try gpu.launch(functions["attention_combine"]!, grid: (UInt32(T), UInt32(c.heads), 1), block: (UInt32(min(128, c.headDim)), 1, 1),
-                               [.pointer(partials), .pointer(attn), .pointer(p.positions), .int32(Int32(c.heads)), .int32(Int32(c.headDim)),
+                               [.pointer(partials), .pointer(attnB), .pointer(p.positions), .int32(Int32(c.heads)), .int32(Int32(c.headDim)),
                                 .int32(Int32(splits))], name: "attention_combine")
             }
         } else {
             try timed("attention_tiled") {
                 try gpu.launch(functions["attention_tiled"]!, grid: (UInt32(p.tileCount), UInt32(c.heads), 1), block: (256, 1, 1),
                                sharedBytes: UInt32(2 * Self.attentionSplit * c.headDim * 4),
-                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attn)] + common + [.pointer(p.tiles)] + shape,
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attnB)] + common + [.pointer(p.tiles)] + shape,
                                name: "attention_tiled")
             }
         }
@@ -346,7 +350,7 @@ public final class GPULlama: @unchecked Sendable {
     private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
         if (rows <= Self.gemvRows || batchInvariant) && inputs % 8 == 0 {
             try timed("gemv \(rows)×\(inputs)·\(inputs)×\(outputs)") {
-                try gpu.launch(functions["gemv"]!, grid: (UInt32((outputs + 7) / 8), UInt32((rows + Self.gemvRows - 1) / Self.gemvRows), 1),
+                try gpu.launch(functions[rows <= 2 ? "gemv" : "gemv_rows"]!, grid: (UInt32((outputs + 7) / 8), UInt32((rows + Self.gemvRows - 1) / Self.gemvRows), 1),
                                block: (256, 1, 1),
                                [.pointer(x), .pointer(w), .pointer(y), .int32(Int32(rows)), .int32(Int32(inputs)), .int32(Int32(outputs))],
                                name: "gemv")

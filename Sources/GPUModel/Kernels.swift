@@ -2,8 +2,8 @@
 /// disk by source hash). Activations are fp32, GEMM inputs bf16, the KV cache fp32 in the CPU's paged layout
 /// ([block][layer][slot][kvDim]) so KV chunks move between CPU and GPU nodes unchanged.
 enum GPUKernels {
-    static let names = ["embed", "rmsnorm_bf16", "add_bias", "rope_split", "kv_write", "attention_split", "attention_combine",
-                        "attention_tiled", "gemv", "residual_add", "swiglu_bf16", "to_bf16", "gather_rows"]
+    static let names = ["embed", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine",
+                        "attention_tiled", "gemv", "gemv_rows", "residual_add", "swiglu_bf16", "gather_rows"]
 
     static let source = #"""
     // bf16 as raw 16-bit words (no toolkit headers needed by NVRTC): round-to-nearest-even from fp32.
@@ -54,39 +54,55 @@ enum GPUKernels {
         for (int i = threadIdx.x; i < D; i += blockDim.x) out[(long)t * D + i] = to_gemm(row[i] * scale * w[i]);
     }
 
+    // x[t] += delta[t] (the residual), then out = rmsnorm(x[t]): one launch where there were two.
+    __global__ void add_rmsnorm_bf16(float* x, const float* delta, const float* w, gemm_t* out, int D, float eps) {
+        __shared__ float partial[32];
+        int t = blockIdx.x;
+        float* row = x + (long)t * D;
+        const float* d = delta + (long)t * D;
+        float s = 0.f;
+        for (int i = threadIdx.x; i < D; i += blockDim.x) { float v = row[i] + d[i]; row[i] = v; s += v * v; }
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = s;
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            s = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+            if (threadIdx.x == 0) partial[0] = s;
+        }
+        __syncthreads();
+        float scale = rsqrtf(partial[0] / D + eps);
+        for (int i = threadIdx.x; i < D; i += blockDim.x) out[(long)t * D + i] = to_gemm(row[i] * scale * w[i]);
+    }
+
     __global__ void add_bias(float* y, const float* b, int n, long total) {
         long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
         if (i < total) y[i] += b[i % n];
     }
 
-    // One row of the stacked Q|K|V GEMM output per block: rotate-half RoPE on Q and K, each written to its own
-    // buffer ([rows][heads][hd], [rows][kvHeads][hd]), V copied.
-    __global__ void rope_split(const float* qkv, float* q, float* k, float* v, const int* pos, const float* inv_freq,
+    // One row of the stacked Q|K|V GEMM output per block: rotate-half RoPE on Q (into q: [rows][heads][hd]) and on
+    // K, and K and V written straight into their paged cache slot.
+    __global__ void rope_split(const float* qkv, float* q, float* kc, float* vc, const int* pos, const float* inv_freq,
+                               const int* row_block, const int* row_slot, int layer, int layers, int bs,
                                int heads, int kvHeads, int hd) {
         int t = blockIdx.x, half = hd / 2, qd = heads * hd, kvd = kvHeads * hd;
         const float* row = qkv + (long)t * (qd + 2 * kvd);
+        long slot = (((long)row_block[t] * layers + layer) * bs + row_slot[t]) * kvd;
         for (int e = threadIdx.x; e < (heads + kvHeads) * half; e += blockDim.x) {
             int h = e / half, i = e % half;
             float s, c;
             sincosf((float)pos[t] * inv_freq[i], &s, &c);
             const float* src = row + h * hd;  // K heads follow Q heads in the row
-            float* dst = h < heads ? q + (long)t * qd + h * hd : k + (long)t * kvd + (h - heads) * hd;
+            float* dst = h < heads ? q + (long)t * qd + h * hd : kc + slot + (h - heads) * hd;
             float a = src[i], b = src[i + half];
             dst[i] = a * c - b * s;
             dst[i + half] = b * c + a * s;
         }
-        for (int i = threadIdx.x; i < kvd; i += blockDim.x) v[(long)t * kvd + i] = row[qd + kvd + i];
+        for (int i = threadIdx.x; i < kvd; i += blockDim.x) vc[slot + i] = row[qd + kvd + i];
     }
 
 
     // Writes each row's K and V into its paged slot: offset ((block*layers + layer)*bs + slot)*kvDim.
-    __global__ void kv_write(const float* k, const float* v, float* kc, float* vc, const int* row_block, const int* row_slot,
-                             int layer, int layers, int bs, int kvDim) {
-        int t = blockIdx.x;
-        long o = (((long)row_block[t] * layers + layer) * bs + row_slot[t]) * kvDim;
-        for (int i = threadIdx.x; i < kvDim; i += blockDim.x) { kc[o + i] = k[(long)t * kvDim + i]; vc[o + i] = v[(long)t * kvDim + i]; }
-    }
-
     // Causal GQA attention, batch invariant by construction: a row's positions are cut into splits of ATT_SPLIT at
     // fixed absolute boundaries; within a split, warp w takes positions w, w + ATT_WARPS, ... (lanes split the head
     // dimension: K and V rows are read coalesced; a warp reduction gives each score; online softmax per warp), the
@@ -183,7 +199,7 @@ enum GPUKernels {
         if (threadIdx.x == 0) { out[hd] = m; out[hd + 1] = l; }
     }
 
-    __global__ void attention_combine(const float* partials, float* out, const int* row_pos, int heads, int hd, int max_splits) {
+    __global__ void attention_combine(const float* partials, gemm_t* out, const int* row_pos, int heads, int hd, int max_splits) {
         int t = blockIdx.x, h = blockIdx.y;
         int splits = (row_pos[t] + ATT_SPLIT) / ATT_SPLIT;
         const float* p = partials + ((long)t * heads + h) * max_splits * (hd + 2);
@@ -193,13 +209,13 @@ enum GPUKernels {
                 const float* ps = p + s * (hd + 2);
                 merge_split(M, L, O, ps[hd], ps[hd + 1], ps[d]);
             }
-            out[((long)t * heads + h) * hd + d] = O / L;
+            out[((long)t * heads + h) * hd + d] = to_gemm(O / L);
         }
     }
 
     // Many rows: one block per (tile of up to ATT_TILE consecutive rows of one sequence, head). tiles[i] = first row,
     // count. Dynamic shared memory: K and V of one split, 2 × ATT_SPLIT × hd floats.
-    __global__ void attention_tiled(const float* q, const float* kc, const float* vc, float* out, const int* row_pos,
+    __global__ void attention_tiled(const float* q, const float* kc, const float* vc, gemm_t* out, const int* row_pos,
                                     const int* row_table, const int* tables, const int* tiles, int layer, int layers, int bs,
                                     int heads, int kvHeads, int hd, float scale) {
         extern __shared__ float kvs[];
@@ -242,7 +258,7 @@ enum GPUKernels {
         __syncthreads();
         for (int i = threadIdx.x; i < count * hd; i += blockDim.x) {
             int r = i / hd, d = i % hd;
-            out[((long)(first + r) * heads + h) * hd + d] = rowO[r][d] / rowL[r];
+            out[((long)(first + r) * heads + h) * hd + d] = to_gemm(rowO[r][d] / rowL[r]);
         }
     }
 
@@ -264,7 +280,10 @@ enum GPUKernels {
         for (int k = 0; k < 4; k++) { f[2 * k] = __uint_as_float(u[k] << 16); f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u); }
     }
     #endif
-    __global__ void gemv(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
+    }  // extern "C"
+
+        template <int AHEAD>
+    __device__ void gemv_body(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
         int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
         if (o >= outputs) return;
         int t0 = blockIdx.y * GEMV_ROWS;
@@ -275,17 +294,29 @@ enum GPUKernels {
         #pragma unroll
         for (int t = 0; t < GEMV_ROWS; t++) acc[t] = 0.f;
         const gemm_t* wr = w + (long)o * inputs;
-        #pragma unroll 4
-        for (int i = lane * GEMV_VEC; i < inputs; i += 32 * GEMV_VEC) {
-            float wf[GEMV_VEC];
-            unpack(*(const uint4*)(wr + i), wf);
+        // AHEAD chunks of W are loaded before any is used (bytes in flight); accumulation stays chunk by chunk, so
+        // every AHEAD gives the same results.
+        for (int base = lane * GEMV_VEC; base < inputs; base += 32 * GEMV_VEC * AHEAD) {
+            uint4 wv[AHEAD];
             #pragma unroll
-            for (int t = 0; t < GEMV_ROWS; t++) {
-                if (t < rows) {
-                    float xf[GEMV_VEC];
-                    unpack(*(const uint4*)(x + (long)t * inputs + i), xf);
-                    #pragma unroll
-                    for (int k = 0; k < GEMV_VEC; k++) acc[t] = fmaf(wf[k], xf[k], acc[t]);
+            for (int u = 0; u < AHEAD; u++) {
+                int i = base + u * 32 * GEMV_VEC;
+                if (i < inputs) wv[u] = *(const uint4*)(wr + i);
+            }
+            #pragma unroll
+            for (int u = 0; u < AHEAD; u++) {
+                int i = base + u * 32 * GEMV_VEC;
+                if (i >= inputs) break;
+                float wf[GEMV_VEC];
+                unpack(wv[u], wf);
+                #pragma unroll
+                for (int t = 0; t < GEMV_ROWS; t++) {
+                    if (t < rows) {
+                        float xf[GEMV_VEC];
+                        unpack(*(const uint4*)(x + (long)t * inputs + i), xf);
+                        #pragma unroll
+                        for (int k = 0; k < GEMV_VEC; k++) acc[t] = fmaf(wf[k], xf[k], acc[t]);
+                    }
                 }
             }
         }
@@ -298,6 +329,15 @@ enum GPUKernels {
                 if (lane == 0) y[(long)t * outputs + o] = s;
             }
         }
+    }
+
+    extern "C" {
+    // Few rows: more of W in flight per lane. Many rows (batch-invariant mode): fewer registers, more warps.
+    __global__ void gemv(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
+        gemv_body<4>(x, w, y, rows, inputs, outputs);
+    }
+    __global__ void gemv_rows(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
+        gemv_body<1>(x, w, y, rows, inputs, outputs);
     }
 
     __global__ void residual_add(float* x, const float* d, long n) {
@@ -313,11 +353,6 @@ enum GPUKernels {
             float g = gate_up[t * 2 * F + j];
             out[i] = to_gemm(g / (1.f + expf(-g)) * gate_up[t * 2 * F + F + j]);
         }
-    }
-
-    __global__ void to_bf16(const float* x, gemm_t* out, long n) {
-        long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-        if (i < n) out[i] = to_gemm(x[i]);
     }
 
     // out[i] = x[rows[i]] (the rows whose logits are wanted)
