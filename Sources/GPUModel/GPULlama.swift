@@ -37,13 +37,10 @@ public final class GPULlama: @unchecked Sendable {
     static let partialBytes = 64 << 20
     /// Rows per step up to which attention spreads splits over blocks (else tiles of rows share K/V loads) and
     /// GEMMs run as the GEMV kernel (else cuBLAS).
-    static let splitAttentionRows = 64, gemvRows = 8
+    static let splitAttentionRows = 64
     static let attentionSplit = 64, attentionTile = 16
-    /// `SWIFTWISE_BATCH_INVARIANT=1` (as vLLM's `VLLM_BATCH_INVARIANT`): every GEMM runs as the GEMV kernel, so a
-    /// row's logits never depend on how many rows share its step (prefill and decode nodes then agree with a
-    /// colocated one token for token), at the cost of prefill speed. Attention and the other kernels are batch
-    /// invariant in both modes.
-    public let batchInvariant = ProcessInfo.processInfo.environment["SWIFTWISE_BATCH_INVARIANT"] == "1"
+    let gemms: GPUGemm
+    public var batchInvariant: Bool { gemms.batchInvariant }
     public private(set) var weightBytes = 0
     /// Decode steps (one token per sequence, last logits) recorded as CUDA graphs, by batch size;
     /// `SWIFTWISE_CUDA_GRAPHS=0` runs every step eagerly.
@@ -73,6 +70,7 @@ public final class GPULlama: @unchecked Sendable {
         // shapes) compute exactly what they spell; the GEMV spells its FMAs.
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
                                    options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
+        gemms = GPUGemm(gpu: gpu, functions: functions, elementBytes: fp32 ? 4 : 2)
         let store = checkpoint.store, naming = checkpoint.naming
         var bytes = 0
         func info(_ name: String, _ shape: [Int]) throws -> GGUFTensorInfo {
@@ -348,26 +346,9 @@ public final class GPULlama: @unchecked Sendable {
     /// y[rows × outputs] (fp32) = x[rows × inputs] (bf16) · W[outputs × inputs]ᵀ (bf16), row-major throughout:
     /// in cuBLAS's column-major terms C[outputs × rows] = Wᵀ-op(W) · X.
     private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
-        if (rows <= Self.gemvRows || batchInvariant) && inputs % 8 == 0 {
-            try timed("gemv \(rows)×\(inputs)·\(inputs)×\(outputs)") {
-                try gpu.launch(functions[rows <= 2 ? "gemv" : "gemv_rows"]!, grid: (UInt32((outputs + 7) / 8), UInt32((rows + Self.gemvRows - 1) / Self.gemvRows), 1),
-                               block: (256, 1, 1),
-                               [.pointer(x), .pointer(w), .pointer(y), .int32(Int32(rows)), .int32(Int32(inputs)), .int32(Int32(outputs))],
-                               name: "gemv")
-            }
-            return
+        try timed("\(gemms.usesGEMV(rows: rows, inputs: inputs) ? "gemv" : "gemm") \(rows)×\(inputs)·\(inputs)×\(outputs)") {
+            try gemms.run(x, w, y, rows: rows, inputs: inputs, outputs: outputs)
         }
-        try timed("gemm \(rows)×\(inputs)·\(inputs)×\(outputs)") { try gemmNow(x, w, y, rows: rows, inputs: inputs, outputs: outputs) }
-    }
-
-    private func gemmNow(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
-        var alpha: Float = 1, beta: Float = 0
-        let type = gemmBytes == 4 ? CuBLAS.r32F : CuBLAS.r16BF
-        let status = gpu.blas.gemmEx(gpu.blas.handle, CuBLAS.opT, CuBLAS.opN, Int32(outputs), Int32(rows), Int32(inputs), &alpha,
-                                     UnsafeRawPointer(bitPattern: UInt(w)), type, Int32(inputs),
-                                     UnsafeRawPointer(bitPattern: UInt(x)), type, Int32(inputs), &beta,
-                                     UnsafeMutableRawPointer(bitPattern: UInt(y)), CuBLAS.r32F, Int32(outputs), CuBLAS.compute32F, -1)
-        guard status == 0 else { throw GPUError.call("cublasGemmEx", code: status, message: "\(rows)×\(inputs)·\(inputs)×\(outputs)") }
     }
 }
 

@@ -152,65 +152,14 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Rotate-half RoPE on each head: (x_i, x_{i+d/2}) rotated by pos · inv_freq[i].
     private func applyRoPE(_ x: inout [Float], positions: [Int], heads: Int) {
-        let hd = config.headDim, half = hd / 2
-        for (t, position) in positions.enumerated() {
-            let pos = Float(position)
-            for i in 0..<half {
-                let angle = pos * inverseFrequencies[i]
-                let (s, cs) = (sinf(angle), cosf(angle))
-                for h in 0..<heads {
-                    let base = (t * heads + h) * hd
-                    let a = x[base + i], b = x[base + i + half]
-                    x[base + i] = a * cs - b * s
-                    x[base + i + half] = b * cs + a * s
-                }
-            }
-        }
+        CPUOps.rope(&x, positions: positions, heads: heads, headDim: config.headDim, inverseFrequencies: inverseFrequencies)
     }
 
-    /// Causal GQA attention of each query row against its own sequence's positions 0 ... its position, read
-    /// through the block table in position order (so the result is the same for any block size or batch).
     private func attention(_ q: [Float], rowStep: [Int], rowPosition: [Int], tables: [[Int]], layer: Int,
                            cache: PagedKVCache, into out: inout [Float]) {
-        let c = config, hd = c.headDim, group = c.heads / c.kvHeads, QD = c.heads * hd
-        let scale = 1 / Float(hd).squareRoot()
-        let bs = cache.blockSize
-        let rows = rowStep.count
-        q.withUnsafeBufferPointer { qb in
-        out.withUnsafeMutableBufferPointer { ob in
-        let qs = UnsafeSendable(qb.baseAddress!), os = UnsafeSendable(UnsafePointer(ob.baseAddress!))
-        let ks = UnsafeSendable(UnsafePointer(cache.k)), vs = UnsafeSendable(UnsafePointer(cache.v))
-        CPUKernels.parallelFor(rows * c.heads) { task in
-            let t = task / c.heads, h = task % c.heads, kvh = h / group
-            let n = rowPosition[t] + 1
-            let table = tables[rowStep[t]]
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scores in
-                let qRow = qs.pointer + t * QD + h * hd
-                var maxScore = -Float.infinity
-                for j in 0..<n {
-                    let kRow = ks.pointer + cache.offset(block: table[j / bs], layer: layer, slot: j % bs) + kvh * hd
-                    let s = CPUKernels.dot(qRow, kRow, hd) * scale
-                    scores[j] = s
-                    maxScore = max(maxScore, s)
-                }
-                var sum: Float = 0
-                for j in 0..<n {
-                    scores[j] = expf(scores[j] - maxScore)
-                    sum += scores[j]
-                }
-                let o = UnsafeMutablePointer(mutating: os.pointer) + t * QD + h * hd
-                for i in 0..<hd { o[i] = 0 }
-                for j in 0..<n {
-                    let p = scores[j] / sum
-                    let vRow = vs.pointer + cache.offset(block: table[j / bs], layer: layer, slot: j % bs) + kvh * hd
-                    for i in 0..<hd { o[i] += p * vRow[i] }
-                }
-            }
-        }
-        }
-        }
+        CPUOps.attention(q, rowStep: rowStep, rowPosition: rowPosition, tables: tables, layer: layer, cache: cache,
+                         heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, into: &out)
     }
 }
 

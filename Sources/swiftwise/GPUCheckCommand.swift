@@ -20,8 +20,21 @@ struct GPUCheckCommand: ParsableCommand {
     @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
 
     @Flag(help: "No GPU: compare only our CPU path with the reference.") var cpuOnly = false
+    @Flag(help: "Run the op-by-op harness (each kernel against the Double reference) on the CPU and the GPU, then stop.") var ops = false
 
     func run() throws {
+        if ops {
+            var backends: [any OpBackend] = [CPUOps()]
+            if !cpuOnly { backends.append(try GPUOps(gpu: GPUContext(), fp32: fp32)) }
+            var failed = false
+            for backend in backends {
+                let checks = try OpHarness.run(backend, tolerances: backend is CPUOps || fp32 ? .fp32 : .bf16)
+                print(OpHarness.report(checks, backend: backend.name))
+                failed = failed || checks.contains { !$0.passed }
+            }
+            if failed { throw ExitCode.failure }
+            return
+        }
         if cpuOnly {
             let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reference ?? ""))) as! [String: Any]
             let prompt = ref["prompt_ids"] as! [Int]

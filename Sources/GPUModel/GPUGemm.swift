@@ -1,0 +1,41 @@
+import CUDA
+import Foundation
+
+/// The GEMMs of the GPU path, y[rows × outputs] (fp32) = x[rows × inputs] · Wᵀ with x and W in the GEMM element type
+/// (bf16, or fp32 in the check mode): the GEMV kernel for a few rows (cuBLAS's kernels leave most of the bandwidth
+/// unused there) and, in batch-invariant mode, for every row count; cuBLAS otherwise.
+struct GPUGemm {
+    let gpu: GPUContext
+    let functions: [String: OpaquePointer]
+    let elementBytes: Int
+    /// `SWIFTWISE_BATCH_INVARIANT=1` (as vLLM's `VLLM_BATCH_INVARIANT`): every GEMM runs as the GEMV kernel, so a
+    /// row's logits never depend on how many rows share its step (prefill and decode nodes then agree with a
+    /// colocated one token for token), at the cost of prefill speed. The other kernels are batch invariant anyway.
+    let batchInvariant = ProcessInfo.processInfo.environment["SWIFTWISE_BATCH_INVARIANT"] == "1"
+    /// Rows per GEMV block (the kernel's GEMV_ROWS).
+    static let gemvRows = 8
+
+    func usesGEMV(rows: Int, inputs: Int) -> Bool {
+        (rows <= Self.gemvRows || batchInvariant) && inputs % 8 == 0
+    }
+
+    func run(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
+        if usesGEMV(rows: rows, inputs: inputs) {
+            // One warp per output, 8 per block; `gemv` keeps more of W in flight, `gemv_rows` uses fewer registers
+            // (same arithmetic).
+            try gpu.launch(functions[rows <= 2 ? "gemv" : "gemv_rows"]!,
+                           grid: (UInt32((outputs + 7) / 8), UInt32((rows + Self.gemvRows - 1) / Self.gemvRows), 1), block: (256, 1, 1),
+                           [.pointer(x), .pointer(w), .pointer(y), .int32(Int32(rows)), .int32(Int32(inputs)), .int32(Int32(outputs))],
+                           name: "gemv")
+            return
+        }
+        // Row-major throughout: in cuBLAS's column-major terms C[outputs × rows] = op(W)ᵀ · X.
+        var alpha: Float = 1, beta: Float = 0
+        let type = elementBytes == 4 ? CuBLAS.r32F : CuBLAS.r16BF
+        let status = gpu.blas.gemmEx(gpu.blas.handle, CuBLAS.opT, CuBLAS.opN, Int32(outputs), Int32(rows), Int32(inputs), &alpha,
+                                     UnsafeRawPointer(bitPattern: UInt(w)), type, Int32(inputs),
+                                     UnsafeRawPointer(bitPattern: UInt(x)), type, Int32(inputs), &beta,
+                                     UnsafeMutableRawPointer(bitPattern: UInt(y)), CuBLAS.r32F, Int32(outputs), CuBLAS.compute32F, -1)
+        guard status == 0 else { throw GPUError.call("cublasGemmEx", code: status, message: "\(rows)×\(inputs)·\(inputs)×\(outputs)") }
+    }
+}

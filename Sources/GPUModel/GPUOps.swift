@@ -1,0 +1,144 @@
+import CUDA
+import Foundation
+import Models
+
+/// The GPU kernels as `OpBackend` ops on host arrays (each call uploads its inputs, launches the same kernels the
+/// forward pass launches, and downloads the result), for the op-by-op harness on a CUDA machine
+/// (`swiftwise gpu-check --ops`). Attention runs in both launch shapes (split + combine, and tiled), which must agree
+/// bit for bit; a difference is an error.
+public final class GPUOps: OpBackend {
+    public let name: String
+    let gpu: GPUContext
+    let functions: [String: OpaquePointer]
+    let gemms: GPUGemm
+    let elementBytes: Int
+
+    public init(gpu: GPUContext, fp32: Bool) throws {
+        self.gpu = gpu
+        elementBytes = fp32 ? 4 : 2
+        functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
+                                   options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
+        gemms = GPUGemm(gpu: gpu, functions: functions, elementBytes: elementBytes)
+        name = "GPU \(gpu.name) (\(fp32 ? "fp32" : "bf16") GEMM inputs\(gemms.batchInvariant ? ", batch invariant" : ""))"
+    }
+
+    // MARK: buffers
+
+    /// Device buffers of one call, freed when it returns.
+    private final class Scratch {
+        let gpu: GPUContext
+        var pointers: [UInt64] = []
+        init(_ gpu: GPUContext) { self.gpu = gpu }
+        deinit { pointers.forEach { gpu.free($0) } }
+        func floats(_ values: [Float]) throws -> UInt64 { try bytes(values) }
+        func ints(_ values: [Int]) throws -> UInt64 { try bytes(values.map(Int32.init)) }
+        func zeros(_ byteCount: Int) throws -> UInt64 { try bytes([UInt8](repeating: 0, count: max(byteCount, 1))) }
+        func bytes<T>(_ values: [T]) throws -> UInt64 {
+            let ptr = try gpu.allocate(values.count * MemoryLayout<T>.stride)
+            pointers.append(ptr)
+            try values.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: ptr) }
+            return ptr
+        }
+    }
+
+    /// Host floats in the GEMM element type (bf16 words or fp32).
+    private func gemmInput(_ values: [Float], _ scratch: Scratch) throws -> UInt64 {
+        elementBytes == 4 ? try scratch.floats(values) : try scratch.bytes(values.map(GPULlama.bf16))
+    }
+
+    private func downloadFloats(_ ptr: UInt64, _ count: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try gpu.download(ptr, bytes: $0.count, into: $0.baseAddress!) }
+        return out
+    }
+
+    private func downloadGemmElements(_ ptr: UInt64, _ count: Int) throws -> [Float] {
+        if elementBytes == 4 { return try downloadFloats(ptr, count) }
+        var words = [UInt16](repeating: 0, count: count)
+        try words.withUnsafeMutableBytes { try gpu.download(ptr, bytes: $0.count, into: $0.baseAddress!) }
+        return words.map { Float(bitPattern: UInt32($0) << 16) }
+    }
+
+    // MARK: ops
+
+    public func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] {
+        try gpu.makeCurrent()
+        let scratch = Scratch(gpu), inputs = weight.count / outputs
+        let y = try scratch.zeros(rows * outputs * 4)
+        try gemms.run(try gemmInput(x, scratch), try gemmInput(weight, scratch), y, rows: rows, inputs: inputs, outputs: outputs)
+        return try downloadFloats(y, rows * outputs)
+    }
+
+    public func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] {
+        try gpu.makeCurrent()
+        let scratch = Scratch(gpu), size = weight.count
+        let out = try scratch.zeros(x.count * elementBytes)
+        try gpu.launch(functions["rmsnorm_bf16"]!, grid: (UInt32(rows), 1, 1), block: (256, 1, 1),
+                       [.pointer(try scratch.floats(x)), .pointer(try scratch.floats(weight)), .pointer(out), .int32(Int32(size)), .float(eps)],
+                       name: "rmsnorm_bf16")
+        return try downloadGemmElements(out, x.count)
+    }
+
+    public func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
+        try gpu.makeCurrent()
+        // rope_split on a Q-only row (no K/V heads: nothing goes to the cache).
+        let scratch = Scratch(gpu), rows = positions.count
+        let q = try scratch.zeros(x.count * 4), zeros = try scratch.ints([Int](repeating: 0, count: rows))
+        try gpu.launch(functions["rope_split"]!, grid: (UInt32(rows), 1, 1), block: (128, 1, 1), [
+            .pointer(try scratch.floats(x)), .pointer(q), .pointer(q), .pointer(q), .pointer(try scratch.ints(positions)),
+            .pointer(try scratch.floats(inverseFrequencies)), .pointer(zeros), .pointer(zeros), .int32(0), .int32(1), .int32(1),
+            .int32(Int32(heads)), .int32(0), .int32(Int32(headDim))], name: "rope_split")
+        return try downloadFloats(q, x.count)
+    }
+
+    public func swiglu(gate: [Float], up: [Float]) throws -> [Float] {
+        try gpu.makeCurrent()
+        let scratch = Scratch(gpu), n = gate.count
+        let out = try scratch.zeros(n * elementBytes)
+        try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32((n + 255) / 256), 1, 1), block: (256, 1, 1),
+                       [.pointer(try scratch.floats(gate + up)), .pointer(out), .int32(Int32(n)), .int64(Int64(n))], name: "swiglu_bf16")
+        return try downloadGemmElements(out, n)
+    }
+
+    public func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
+        try gpu.makeCurrent()
+        let scratch = Scratch(gpu)
+        let kvDim = kvHeads * headDim, n = k.count / kvDim, blockSize = 16, rows = positions.count
+        let blocks = (n + blockSize - 1) / blockSize
+        let table = Array((0..<blocks).reversed())  // not in order, as a real block table
+        // Paged layout of one layer: [block][slot][kvDim].
+        var kc = [Float](repeating: 0, count: blocks * blockSize * kvDim), vc = kc
+        for j in 0..<n {
+            let at = (table[j / blockSize] * blockSize + j % blockSize) * kvDim
+            for i in 0..<kvDim { kc[at + i] = k[j * kvDim + i]; vc[at + i] = v[j * kvDim + i] }
+        }
+        let (kPtr, vPtr, qPtr) = (try scratch.floats(kc), try scratch.floats(vc), try scratch.floats(q))
+        let (pos, rowTable, tables) = (try scratch.ints(positions), try scratch.ints([Int](repeating: 0, count: rows)), try scratch.ints(table))
+        let scale = 1 / Float(headDim).squareRoot()
+        let shape: [KernelArgument] = [.int32(0), .int32(1), .int32(Int32(blockSize)), .int32(Int32(heads)), .int32(Int32(kvHeads)),
+                                       .int32(Int32(headDim)), .float(scale)]
+        // Split partials, then their merge.
+        let splits = (positions.max()! + GPULlama.attentionSplit) / GPULlama.attentionSplit
+        let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4)
+        let split = try scratch.zeros(q.count * elementBytes), tiled = try scratch.zeros(q.count * elementBytes)
+        try gpu.launch(functions["attention_split"]!, grid: (UInt32(rows), UInt32(heads), UInt32(splits)), block: (256, 1, 1),
+                       [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(partials), .pointer(pos), .pointer(rowTable), .pointer(tables)]
+                        + shape + [.int32(Int32(splits))], name: "attention_split")
+        try gpu.launch(functions["attention_combine"]!, grid: (UInt32(rows), UInt32(heads), 1), block: (UInt32(min(128, headDim)), 1, 1),
+                       [.pointer(partials), .pointer(split), .pointer(pos), .int32(Int32(heads)), .int32(Int32(headDim)), .int32(Int32(splits))],
+                       name: "attention_combine")
+        // Tiles of rows sharing each split's K/V.
+        var tiles: [Int] = []
+        for first in stride(from: 0, to: rows, by: GPULlama.attentionTile) { tiles += [first, min(GPULlama.attentionTile, rows - first)] }
+        try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * GPULlama.attentionSplit * headDim * 4)
+        try gpu.launch(functions["attention_tiled"]!, grid: (UInt32(tiles.count / 2), UInt32(heads), 1), block: (256, 1, 1),
+                       sharedBytes: UInt32(2 * GPULlama.attentionSplit * headDim * 4),
+                       [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(tiled), .pointer(pos), .pointer(rowTable), .pointer(tables),
+                        .pointer(try scratch.ints(tiles))] + shape, name: "attention_tiled")
+        let a = try downloadGemmElements(split, q.count), b = try downloadGemmElements(tiled, q.count)
+        if let i = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) {
+            throw GPUError.call("attention", code: 0, message: "split and tiled shapes differ at \(i): \(a[i]) vs \(b[i])")
+        }
+        return a
+    }
+}

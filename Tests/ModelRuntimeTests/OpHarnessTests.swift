@@ -1,0 +1,32 @@
+import Models
+import Testing
+
+@Suite("Op-by-op harness: backends against the reference")
+struct OpHarnessTests {
+    @Test("the CPU backend passes every op at fp32 tolerances")
+    func cpu() throws {
+        let checks = try OpHarness.run(CPUOps(), tolerances: .fp32)
+        #expect(checks.count == 10)
+        for c in checks { #expect(c.passed, "\(c.op) \(c.shape): \(c.error)") }
+    }
+
+    /// A backend with one op wrong (RoPE one position off) fails that op and only that one: the harness can fail.
+    @Test("a backend with a wrong RoPE fails the RoPE check and only it")
+    func catchesAWrongOp() throws {
+        final class OffByOne: OpBackend {
+            let base = CPUOps()
+            let name = "CPU with RoPE one position off"
+            func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] { try base.matmul(x, rows: rows, weight: weight, outputs: outputs) }
+            func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] { try base.rmsNorm(x, rows: rows, weight: weight, eps: eps) }
+            func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
+                try base.rope(x, positions: positions.map { $0 + 1 }, heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies)
+            }
+            func swiglu(gate: [Float], up: [Float]) throws -> [Float] { try base.swiglu(gate: gate, up: up) }
+            func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
+                try base.attention(q: q, k: k, v: v, positions: positions, heads: heads, kvHeads: kvHeads, headDim: headDim)
+            }
+        }
+        let failed = try OpHarness.run(OffByOne(), tolerances: .fp32).filter { !$0.passed }.map(\.op)
+        #expect(failed == ["rope"])
+    }
+}
