@@ -38,7 +38,14 @@ public final class GPULlama: @unchecked Sendable {
     /// Rows per step up to which attention spreads splits over blocks (else tiles of rows share K/V loads) and
     /// GEMMs run as the GEMV kernel (else cuBLAS).
     static let splitAttentionRows = 64
-    static let attentionSplit = 64, attentionTile = 16
+    static let attentionSplit = 64, attentionTile = 16, flashTile = 64
+
+    /// How a step's attention runs: split partials + merge (few rows), tiles sharing K/V loads with the same
+    /// per-row arithmetic (batch-invariant mode), or flash-style tiles (prefill in the default mode).
+    enum AttentionShape: Equatable { case split(Int), tiled, flash }
+
+    /// Dynamic shared memory of attention_flash: Q tile, Kᵀ chunk (padded), V chunk, P per warp.
+    static func flashSharedBytes(headDim hd: Int) -> Int { (flashTile * hd + (64 + 1) * hd + 64 * hd + 8 * (flashTile / 8) * 64) * 4 }
     let gemms: GPUGemm
     public var batchInvariant: Bool { gemms.batchInvariant }
     public private(set) var weightBytes = 0
@@ -160,6 +167,9 @@ public final class GPULlama: @unchecked Sendable {
         ints = try gpu.allocate(intCapacity * 4)
         partials = try gpu.allocate(Self.partialBytes)
         try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * Self.attentionSplit * c.headDim * 4)
+        if c.headDim % 32 == 0 && c.headDim <= 128 {
+            try gpu.allowSharedMemory(functions["attention_flash"]!, bytes: Self.flashSharedBytes(headDim: c.headDim))
+        }
     }
 
     static func upload(_ values: [Float], _ gpu: GPUContext) throws -> UInt64 {
@@ -182,9 +192,12 @@ public final class GPULlama: @unchecked Sendable {
         let V = config.vocabSize
         var tokens: [Int32] = [], positions: [Int32] = [], rowBlock: [Int32] = [], rowSlot: [Int32] = [], rowTable: [Int32] = []
         var tables: [Int32] = [], selected: [Int32] = [], tiles: [Int32] = []
+        let rowCount = batch.reduce(0) { $0 + $1.tokens.count }
+        let flash = !batchInvariant && rowCount > Self.splitAttentionRows && config.headDim % 32 == 0 && config.headDim <= 128
+        let tile = flash ? Self.flashTile : Self.attentionTile
         for step in batch {
-            for first in stride(from: tokens.count, to: tokens.count + step.tokens.count, by: Self.attentionTile) {
-                tiles += [Int32(first), Int32(min(Self.attentionTile, tokens.count + step.tokens.count - first))]
+            for first in stride(from: tokens.count, to: tokens.count + step.tokens.count, by: tile) {
+                tiles += [Int32(first), Int32(min(tile, tokens.count + step.tokens.count - first))]
             }
             let tableStart = Int32(tables.count)
             tables += step.blockTable.map(Int32.init)
@@ -220,22 +233,23 @@ public final class GPULlama: @unchecked Sendable {
         let neededSplits = (Int(positions.max()!) + Self.attentionSplit) / Self.attentionSplit
         let splitBucket = max(8, 1 << (Int.bitWidth - (neededSplits - 1).leadingZeroBitCount))
         let partialRowBytes = config.heads * (config.headDim + 2) * 4
-        let splits: Int? = T <= Self.splitAttentionRows && T * splitBucket * partialRowBytes <= Self.partialBytes ? splitBucket : nil
+        let shape: AttentionShape = T <= Self.splitAttentionRows && T * splitBucket * partialRowBytes <= Self.partialBytes
+            ? .split(splitBucket) : flash ? .flash : .tiled
         let decodeOnly = batch.allSatisfy { step in
             if case .last = step.logits { return step.tokens.count == 1 } else { return false }
         }
-        if useGraphs && decodeOnly && profile == nil, let splits {
+        if useGraphs && decodeOnly && profile == nil, case .split(let splits) = shape {
             let key = T << 32 | splits
             if graphs[key] == nil && graphs.count < Self.maxGraphs {
-                graphs[key] = try gpu.capture { try encode(T: T, rows: rows, splits: splits, pointers) }
+                graphs[key] = try gpu.capture { try encode(T: T, rows: rows, attention: shape, pointers) }
             }
             if let graph = graphs[key] {
                 try gpu.replay(graph)
             } else {
-                try encode(T: T, rows: rows, splits: splits, pointers)
+                try encode(T: T, rows: rows, attention: shape, pointers)
             }
         } else {
-            try encode(T: T, rows: rows, splits: splits, pointers)
+            try encode(T: T, rows: rows, attention: shape, pointers)
         }
         guard rows > 0 else {
             try gpu.synchronize()
@@ -253,8 +267,7 @@ public final class GPULlama: @unchecked Sendable {
     }
 
     /// Queues one forward pass on the stream: every kernel and GEMM, ending with the logits of `rows` rows.
-    /// `splits`: attention as split partials over that many split slots per row, else tiled.
-    private func encode(T: Int, rows: Int, splits: Int?, _ p: StepPointers) throws {
+    private func encode(T: Int, rows: Int, attention shape: AttentionShape, _ p: StepPointers) throws {
         let c = config
         let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
         let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
@@ -272,7 +285,7 @@ public final class GPULlama: @unchecked Sendable {
                                                             .pointer(inverseFrequencies), .pointer(pBlock), .pointer(pSlot), .int32(Int32(l)),
                                                             .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
                                                             .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))])
-            try attention(T: T, layer: l, splits: splits, p)
+            try attention(T: T, layer: l, shape: shape, p)
             try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
             try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.ffnNorm), .pointer(xn),
                                                                   .int32(Int32(D)), .float(c.rmsEps)])
@@ -288,15 +301,16 @@ public final class GPULlama: @unchecked Sendable {
     }
 
 
-    private func attention(T: Int, layer l: Int, splits: Int?, _ p: StepPointers) throws {
+    private func attention(T: Int, layer l: Int, shape: AttentionShape, _ p: StepPointers) throws {
         let c = config
         let common: [KernelArgument] = [.pointer(p.positions), .pointer(p.rowTable), .pointer(p.tables)]
-        let shape: [KernelArgument] = [.int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
+        let dims: [KernelArgument] = [.int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
                                        .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim)), .float(1 / Float(c.headDim).squareRoot())]
-        if let splits {
+        switch shape {
+        case .split(let splits):
             try timed("attention_split") {
                 try gpu.launch(functions["attention_split"]!, grid: (UInt32(T), UInt32(c.heads), UInt32(splits)), block: (256, 1, 1),
-                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(partials)] + common + shape + [.int32(Int32(splits))],
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(partials)] + common + dims + [.int32(Int32(splits))],
                                name: "attention_split")
             }
             try timed("attention_combine") {
@@ -304,12 +318,13 @@ public final class GPULlama: @unchecked Sendable {
                                [.pointer(partials), .pointer(attnB), .pointer(p.positions), .int32(Int32(c.heads)), .int32(Int32(c.headDim)),
                                 .int32(Int32(splits))], name: "attention_combine")
             }
-        } else {
-            try timed("attention_tiled") {
-                try gpu.launch(functions["attention_tiled"]!, grid: (UInt32(p.tileCount), UInt32(c.heads), 1), block: (256, 1, 1),
-                               sharedBytes: UInt32(2 * Self.attentionSplit * c.headDim * 4),
-                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attnB)] + common + [.pointer(p.tiles)] + shape,
-                               name: "attention_tiled")
+        case .tiled, .flash:
+            let name = shape == .flash ? "attention_flash" : "attention_tiled"
+            let shared = shape == .flash ? Self.flashSharedBytes(headDim: c.headDim) : 2 * Self.attentionSplit * c.headDim * 4
+            try timed(name) {
+                try gpu.launch(functions[name]!, grid: (UInt32(p.tileCount), UInt32(c.heads), 1), block: (256, 1, 1), sharedBytes: UInt32(shared),
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attnB)] + common + [.pointer(p.tiles)] + dims,
+                               name: name)
             }
         }
     }

@@ -13,13 +13,19 @@ public final class GPUOps: OpBackend {
     let gemms: GPUGemm
     let elementBytes: Int
 
-    public init(gpu: GPUContext, fp32: Bool) throws {
+    /// Attention through the flash-style prefill kernel (the default mode's many-row shape) instead of the
+    /// batch-invariant pair.
+    let flashAttention: Bool
+
+    public init(gpu: GPUContext, fp32: Bool, flashAttention: Bool = false) throws {
         self.gpu = gpu
+        self.flashAttention = flashAttention
         elementBytes = fp32 ? 4 : 2
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
                                    options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
         gemms = GPUGemm(gpu: gpu, functions: functions, elementBytes: elementBytes)
-        name = "GPU \(gpu.name) (\(fp32 ? "fp32" : "bf16") GEMM inputs\(gemms.batchInvariant ? ", batch invariant" : ""))"
+        name = "GPU \(gpu.name) (\(fp32 ? "fp32" : "bf16") GEMM inputs\(gemms.batchInvariant ? ", batch invariant" : "")"
+            + (flashAttention ? ", flash attention)" : ", split and tiled attention)")
     }
 
     // MARK: buffers
@@ -117,6 +123,17 @@ public final class GPUOps: OpBackend {
         let scale = 1 / Float(headDim).squareRoot()
         let shape: [KernelArgument] = [.int32(0), .int32(1), .int32(Int32(blockSize)), .int32(Int32(heads)), .int32(Int32(kvHeads)),
                                        .int32(Int32(headDim)), .float(scale)]
+        if flashAttention {
+            var tiles: [Int] = []
+            for first in stride(from: 0, to: rows, by: GPULlama.flashTile) { tiles += [first, min(GPULlama.flashTile, rows - first)] }
+            let out = try scratch.zeros(q.count * elementBytes), shared = GPULlama.flashSharedBytes(headDim: headDim)
+            try gpu.allowSharedMemory(functions["attention_flash"]!, bytes: shared)
+            try gpu.launch(functions["attention_flash"]!, grid: (UInt32(tiles.count / 2), UInt32(heads), 1), block: (256, 1, 1),
+                           sharedBytes: UInt32(shared),
+                           [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(out), .pointer(pos), .pointer(rowTable), .pointer(tables),
+                            .pointer(try scratch.ints(tiles))] + shape, name: "attention_flash")
+            return try downloadGemmElements(out, q.count)
+        }
         // Split partials, then their merge.
         let splits = (positions.max()! + GPULlama.attentionSplit) / GPULlama.attentionSplit
         let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4)

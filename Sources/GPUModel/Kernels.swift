@@ -3,7 +3,7 @@
 /// ([block][layer][slot][kvDim]) so KV chunks move between CPU and GPU nodes unchanged.
 enum GPUKernels {
     static let names = ["embed", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine",
-                        "attention_tiled", "gemv", "gemv_rows", "residual_add", "swiglu_bf16", "gather_rows"]
+                        "attention_tiled", "attention_flash", "gemv", "gemv_rows", "residual_add", "swiglu_bf16", "gather_rows"]
 
     static let source = #"""
     // bf16 as raw 16-bit words (no toolkit headers needed by NVRTC): round-to-nearest-even from fp32.
@@ -259,6 +259,115 @@ enum GPUKernels {
         for (int i = threadIdx.x; i < count * hd; i += blockDim.x) {
             int r = i / hd, d = i % hd;
             out[((long)(first + r) * heads + h) * hd + d] = to_gemm(rowO[r][d] / rowL[r]);
+        }
+    }
+
+    // Prefill attention in the default (not batch-invariant) mode, flash style: one block per (tile of FA_ROWS rows
+    // of one sequence, head); each chunk of FA_KEYS keys is staged in shared memory (K transposed) once for the
+    // whole tile; each warp owns FA_ROWS/8 rows, a lane owns 2 keys of the chunk for the scores and hd/32 output
+    // dimensions for P·V; one max and one sum reduction per row and chunk. hd a multiple of 32, at most 128.
+    #define FA_ROWS 64
+    #define FA_KEYS 64
+    #define FA_KT (FA_KEYS + 1)
+    #define FA_RPW (FA_ROWS / 8)
+    __global__ void attention_flash(const float* q, const float* kc, const float* vc, gemm_t* out, const int* row_pos,
+                                    const int* row_table, const int* tables, const int* tiles, int layer, int layers, int bs,
+                                    int heads, int kvHeads, int hd, float scale) {
+        extern __shared__ float sm[];
+        float* Qs = sm;                        // [FA_ROWS][hd], pre-scaled
+        float* Kt = Qs + FA_ROWS * hd;         // [hd][FA_KT]
+        float* Vs = Kt + hd * FA_KT;           // [FA_KEYS][hd]
+        float* Ps = Vs + FA_KEYS * hd;         // [8 warps][FA_RPW rows][FA_KEYS]
+        int h = blockIdx.y, first = tiles[2 * blockIdx.x], count = tiles[2 * blockIdx.x + 1];
+        int kvh = h / (heads / kvHeads), kvDim = kvHeads * hd, dpl = hd / 32;
+        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        const int* table = tables + row_table[first];
+        for (int i = threadIdx.x; i < FA_ROWS * hd; i += blockDim.x) {
+            int r = i / hd;
+            Qs[i] = r < count ? q[((long)(first + r) * heads + h) * hd + i % hd] * scale : 0.f;
+        }
+        int nMax = 0;
+        for (int r = 0; r < count; r++) nMax = max(nMax, row_pos[first + r] + 1);
+        int pos[FA_RPW];
+        float m[FA_RPW], l[FA_RPW], o[FA_RPW][4];
+        #pragma unroll
+        for (int rr = 0; rr < FA_RPW; rr++) {
+            int r = warp * FA_RPW + rr;
+            pos[rr] = r < count ? row_pos[first + r] : -1;
+            m[rr] = NEG_INF; l[rr] = 0.f;
+            #pragma unroll
+            for (int k = 0; k < 4; k++) o[rr][k] = 0.f;
+        }
+        float* P = Ps + warp * FA_RPW * FA_KEYS;
+        for (int j0 = 0; j0 < nMax; j0 += FA_KEYS) {
+            __syncthreads();
+            for (int i = threadIdx.x; i < FA_KEYS * hd; i += blockDim.x) {
+                int jj = i / hd, d = i % hd, j = j0 + jj;
+                float kk = 0.f, vv = 0.f;
+                if (j < nMax) {
+                    long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+                    kk = kc[at]; vv = vc[at];
+                }
+                Kt[d * FA_KT + jj] = kk;
+                Vs[jj * hd + d] = vv;
+            }
+            __syncthreads();
+            float s[FA_RPW][2];
+            #pragma unroll
+            for (int rr = 0; rr < FA_RPW; rr++) { s[rr][0] = 0.f; s[rr][1] = 0.f; }
+            for (int d = 0; d < hd; d++) {
+                float k0 = Kt[d * FA_KT + lane], k1 = Kt[d * FA_KT + lane + 32];
+                #pragma unroll
+                for (int rr = 0; rr < FA_RPW; rr++) {
+                    float qd = Qs[(warp * FA_RPW + rr) * hd + d];
+                    s[rr][0] = fmaf(qd, k0, s[rr][0]);
+                    s[rr][1] = fmaf(qd, k1, s[rr][1]);
+                }
+            }
+            #pragma unroll
+            for (int rr = 0; rr < FA_RPW; rr++) {
+                if (pos[rr] < j0) continue;  // no key of this chunk for the row (or no row): uniform across the warp
+                float s0 = j0 + lane <= pos[rr] ? s[rr][0] : NEG_INF;
+                float s1 = j0 + lane + 32 <= pos[rr] ? s[rr][1] : NEG_INF;
+                float cm = fmaxf(s0, s1);
+                #pragma unroll
+                for (int off = 16; off > 0; off >>= 1) cm = fmaxf(cm, __shfl_xor_sync(0xffffffff, cm, off));
+                float mn = fmaxf(m[rr], cm);
+                float c = expf(m[rr] - mn), p0 = expf(s0 - mn), p1 = expf(s1 - mn);
+                float ps = p0 + p1;
+                #pragma unroll
+                for (int off = 16; off > 0; off >>= 1) ps += __shfl_xor_sync(0xffffffff, ps, off);
+                l[rr] = l[rr] * c + ps;
+                m[rr] = mn;
+                #pragma unroll
+                for (int k = 0; k < 4; k++) o[rr][k] *= c;
+                P[rr * FA_KEYS + lane] = p0;
+                P[rr * FA_KEYS + lane + 32] = p1;
+            }
+            __syncwarp();
+            int jEnd = min(FA_KEYS, nMax - j0);
+            for (int jj = 0; jj < jEnd; jj++) {
+                float vv[4];
+                #pragma unroll
+                for (int k = 0; k < 4; k++) vv[k] = k < dpl ? Vs[jj * hd + lane + 32 * k] : 0.f;
+                #pragma unroll
+                for (int rr = 0; rr < FA_RPW; rr++) {
+                    if (pos[rr] < j0) continue;
+                    float p = P[rr * FA_KEYS + jj];
+                    #pragma unroll
+                    for (int k = 0; k < 4; k++) o[rr][k] = fmaf(p, vv[k], o[rr][k]);
+                }
+            }
+            __syncwarp();
+        }
+        #pragma unroll
+        for (int rr = 0; rr < FA_RPW; rr++) {
+            int r = warp * FA_RPW + rr;
+            if (r >= count) continue;
+            #pragma unroll
+            for (int k = 0; k < 4; k++) {
+                if (k < dpl) out[((long)(first + r) * heads + h) * hd + lane + 32 * k] = to_gemm(o[rr][k] / l[rr]);
+            }
         }
     }
 

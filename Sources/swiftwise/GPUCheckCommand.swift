@@ -25,7 +25,10 @@ struct GPUCheckCommand: ParsableCommand {
     func run() throws {
         if ops {
             var backends: [any OpBackend] = [CPUOps()]
-            if !cpuOnly { backends.append(try GPUOps(gpu: GPUContext(), fp32: fp32)) }
+            if !cpuOnly {
+                let gpu = try GPUContext()
+                backends += [try GPUOps(gpu: gpu, fp32: fp32), try GPUOps(gpu: gpu, fp32: fp32, flashAttention: true)]
+            }
             var failed = false
             for backend in backends {
                 let checks = try OpHarness.run(backend, tolerances: backend is CPUOps || fp32 ? .fp32 : .bf16)
