@@ -311,6 +311,7 @@ public final class EngineCore: @unchecked Sendable {
     private func finish(_ s: Sequence, _ reason: FinishReason) {
         blocks.release(s.blockTable)
         s.blockTable = []
+        updateGauges()  // before the client hears of it: a scrape after the answer sees its blocks returned
         metrics.requestsFinished[reason]?.increment()
         metrics.promptTokens.increment(by: Int64(s.request.prompt.count))
         metrics.e2e.record(duration: ContinuousClock.now - s.arrival)
