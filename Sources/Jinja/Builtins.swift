@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// Operators, filters, tests, methods and globals, with Python's semantics where chat templates can tell.
 enum Builtins {
     static func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
@@ -128,9 +131,20 @@ enum Builtins {
         return isString ? .string(result.map(\.text).joined()) : .array(result)
     }
 
+    /// The functions transformers' chat-template environment defines (plus Jinja's own globals).
+    static let globalNames: Set<String> = ["raise_exception", "strftime_now", "namespace", "dict", "range"]
+
     static func global(_ name: String, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
         switch name {
         case "raise_exception": throw TemplateError(args.first?.text ?? "raise_exception called")
+        case "strftime_now":  // the local time, as transformers' datetime.now().strftime(format)
+            guard case .string(let format)? = args.first else { throw TemplateError("strftime_now() needs a format string") }
+            var now = time(nil)
+            var parts = tm()
+            localtime_r(&now, &parts)
+            var buffer = [CChar](repeating: 0, count: 256)
+            let n = strftime(&buffer, buffer.count, format, &parts)
+            return .string(String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self))
         case "namespace": return .namespace(Namespace(Dictionary(kwargs, uniquingKeysWith: { _, b in b })))
         case "dict": return .object(kwargs)
         case "range":

@@ -99,7 +99,7 @@ struct Interpreter {
 
     func lookup(_ name: String) -> Value {
         for scope in scopes.reversed() { if let v = scope[name] { return v } }
-        return .undefined
+        return Builtins.globalNames.contains(name) ? .builtin(name) : .undefined
     }
 
     func iterate(_ v: Value) throws -> [Value] {
@@ -181,8 +181,8 @@ struct Interpreter {
                 return result
             }
         }
-        if case .name(let name) = callee, case .undefined = lookup(name) {
-            return try Builtins.global(name, args, kwargs)
+        if case .name(let name) = callee, case .builtin(let global) = lookup(name) {
+            return try Builtins.global(global, args, kwargs)
         }
         guard case .macro(let macro) = try eval(callee) else { throw TemplateError("\(callee) is not callable") }
         var scope: [String: Value] = [:]
@@ -216,6 +216,7 @@ extension Value {
         case .object: return "dict"
         case .namespace: return "Namespace"
         case .macro: return "Macro"
+        case .builtin: return "function"
         }
     }
 }

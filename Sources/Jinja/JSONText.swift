@@ -37,7 +37,7 @@ public enum JSONText {
                 write(item, indent: indent, level: level + 1, into: &out)
             }
             out += closing + "}"
-        case .namespace, .macro: out += "null"
+        case .namespace, .macro, .builtin: out += "null"
         }
     }
 

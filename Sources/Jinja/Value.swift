@@ -11,6 +11,9 @@ public indirect enum Value: Sendable, Equatable {
     case object([(String, Value)])
     case namespace(Namespace)
     case macro(Macro)
+    /// A global function of transformers' chat-template environment (`raise_exception`, `strftime_now`, ...): defined,
+    /// callable, shadowed by a variable of the same name.
+    case builtin(String)
 
     public static func == (a: Value, b: Value) -> Bool {
         switch (a, b) {
@@ -25,6 +28,7 @@ public indirect enum Value: Sendable, Equatable {
         case (.object(let x), .object(let y)):
             return x.count == y.count && x.allSatisfy { k, v in y.first { $0.0 == k }?.1 == v }
         case (.namespace(let x), .namespace(let y)): return x === y
+        case (.builtin(let x), .builtin(let y)): return x == y
         default: return false
         }
     }
@@ -38,7 +42,7 @@ public indirect enum Value: Sendable, Equatable {
         case .string(let s): return !s.isEmpty
         case .array(let a): return !a.isEmpty
         case .object(let o): return !o.isEmpty
-        case .namespace, .macro: return true
+        case .namespace, .macro, .builtin: return true
         }
     }
 
@@ -72,6 +76,7 @@ public indirect enum Value: Sendable, Equatable {
         case .object(let o): return "{" + o.map { Self.pythonStringRepr($0.0) + ": " + $0.1.repr() }.joined(separator: ", ") + "}"
         case .namespace: return "<Namespace>"
         case .macro: return "<Macro>"
+        case .builtin(let name): return "<function \(name)>"
         }
     }
 

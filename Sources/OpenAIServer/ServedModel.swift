@@ -22,7 +22,7 @@ public final class ServedModel: Sendable {
         self.names = names
         self.maxModelLen = maxModelLen
         bosText = tokenizer.bosTokenID.map { tokenizer.vocabulary[$0] } ?? ""
-        eosText = tokenizer.eosTokenIDs.min().map { tokenizer.vocabulary[$0] } ?? ""
+        eosText = tokenizer.eosTokenID.map { tokenizer.vocabulary[$0] } ?? ""
     }
 
     /// The tokenizer, chat template and limits of a GGUF file or a Hugging Face folder (the weights are loaded

@@ -12,6 +12,9 @@ public final class BPETokenizer: Sendable {
     public let specialTokenIDs: Set<Int>
     public let bosTokenID: Int?
     public let eosTokenIDs: Set<Int>
+    /// The tokenizer's own end-of-sequence token (tokenizer_config.json's `eos_token`, a GGUF's eos id): what chat
+    /// templates see as `eos_token`. `eosTokenIDs` also holds generation_config.json's stop ids.
+    public let eosTokenID: Int?
     public let addBOS: Bool
 
     public enum Family: Sendable, Equatable {
@@ -53,12 +56,14 @@ public final class BPETokenizer: Sendable {
         public var preTokenizer: PreTokenizer
         public var bosTokenID: Int?
         public var eosTokenIDs: Set<Int>
+        public var eosTokenID: Int?
         public var addBOS: Bool
 
         public init(tokens: [String], merges: [Merge], specialTokenIDs: Set<Int>, family: Family = .byteLevel(nfc: false),
-                    preTokenizer: PreTokenizer, bosTokenID: Int?, eosTokenIDs: Set<Int>, addBOS: Bool) {
+                    preTokenizer: PreTokenizer, bosTokenID: Int?, eosTokenIDs: Set<Int>, eosTokenID: Int? = nil, addBOS: Bool) {
             (self.tokens, self.merges, self.specialTokenIDs, self.preTokenizer) = (tokens, merges, specialTokenIDs, preTokenizer)
             (self.family, self.bosTokenID, self.eosTokenIDs, self.addBOS) = (family, bosTokenID, eosTokenIDs, addBOS)
+            self.eosTokenID = eosTokenID ?? eosTokenIDs.min()
         }
     }
 
@@ -79,6 +84,7 @@ public final class BPETokenizer: Sendable {
         specialTokenIDs = spec.specialTokenIDs
         bosTokenID = spec.bosTokenID
         eosTokenIDs = spec.eosTokenIDs
+        eosTokenID = spec.eosTokenID
         addBOS = spec.addBOS
         var idOf: [String: Int] = [:]
         idOf.reserveCapacity(spec.tokens.count)

@@ -67,7 +67,8 @@ extension BPETokenizer {
             return nil
         }
         var eos = Set<Int>()
-        if let id = tokenID(config["eos_token"]) { eos.insert(id) }
+        let ownEOS = tokenID(config["eos_token"])
+        if let id = ownEOS { eos.insert(id) }
         if let generation = try? Self.readJSON(directory + "/generation_config.json") {
             if let id = generation["eos_token_id"] as? Int { eos.insert(id) }
             if let ids = generation["eos_token_id"] as? [Int] { eos.formUnion(ids) }
@@ -80,7 +81,7 @@ extension BPETokenizer {
         }
         do {
             try self.init(Specification(tokens: tokens, merges: merges, specialTokenIDs: specials, family: family, preTokenizer: pre,
-                                        bosTokenID: bos, eosTokenIDs: eos, addBOS: addBOS ?? false))
+                                        bosTokenID: bos, eosTokenIDs: eos, eosTokenID: ownEOS, addBOS: addBOS ?? false))
         } catch {
             throw .malformed(path: path, field: "model.merges", "\(error)")
         }

@@ -80,6 +80,8 @@ struct TinyModelTests {
         #expect((hf.ropeScaling != nil) == (name == "llama"))
         let tokenizer = try BPETokenizer(huggingFaceDirectory: Self.directory(name))
         #expect(tokenizer.eosTokenIDs == (name == "llama" ? [0, 2] : [2]))
+        // The template's `eos_token` is tokenizer_config.json's, not the smallest stop id (llama: 2, not 0).
+        #expect(tokenizer.eosTokenID == 2)
         #expect(tokenizer.bosTokenID == 1)
     }
 
