@@ -25,7 +25,15 @@ enum Builtins {
             }
         case "*":
             if case .string(let s) = a, case .int(let n) = b { return .string(String(repeating: s, count: max(0, n))) }
+            if case .int(let n) = a, case .string(let s) = b { return .string(String(repeating: s, count: max(0, n))) }
             if case .array(let s) = a, case .int(let n) = b { return .array(Array(repeatElement(s, count: max(0, n)).joined())) }
+            return try arithmetic(op, a, b)
+        case "%":
+            // 'fmt' % value or 'fmt' % (a, b): Python's printf-style formatting.
+            if case .string(let format) = a {
+                if case .array(let items) = b { return .string(try formatPercent(format, items)) }
+                return .string(try formatPercent(format, [b]))
+            }
             return try arithmetic(op, a, b)
         default: return try arithmetic(op, a, b)
         }

@@ -67,10 +67,9 @@ struct Interpreter {
                 return try eval(filter).isTruthy
             }
         }
-        if items.isEmpty {
-            _ = try execute(otherwise, into: &out)
-            return
-        }
+        // jinja2 runs `else` unless some iteration reached the end of the body (a break or continue in every
+        // iteration counts as none), not only for an empty sequence.
+        var completed = false
         for (i, item) in items.enumerated() {
             var scope = bind(targets, item)
             scope["loop"] = .object([
@@ -82,7 +81,9 @@ struct Interpreter {
             let flow = try execute(body, into: &out)
             scopes.removeLast()
             if flow == .breakLoop { break }
+            if flow == .normal { completed = true }
         }
+        if !completed { _ = try execute(otherwise, into: &out) }
     }
 
     private func bind(_ targets: [String], _ item: Value) -> [String: Value] {
@@ -177,7 +178,7 @@ struct Interpreter {
         if case .attribute(let base, let method) = callee {
             let receiver = try eval(base)
             if case .undefined = receiver { throw TemplateError("'undefined' has no attribute '\(method)'") }
-            if case .object = receiver, case .macro = receiver[method] {} else if let result = try Builtins.method(receiver, method, args) {
+            if case .object = receiver, case .macro = receiver[method] {} else if let result = try Builtins.method(receiver, method, args, kwargs) {
                 return result
             }
         }
