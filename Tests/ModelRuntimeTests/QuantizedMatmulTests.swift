@@ -1,4 +1,5 @@
 import ModelFiles
+import Models
 import Testing
 import TensorKit
 
@@ -27,7 +28,7 @@ struct QuantizedMatmulTests {
 
     /// Random blocks with small fp16 scales; a fixed seed so a failure reproduces.
     static func matrix(_ c: Case, seed: UInt64) -> (Matrix, [Float]) {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         let blockBytes = c.type.byteCount(elements: 32)!
         var bytes: [UInt8] = []
         for _ in 0..<(c.outputs * c.inputs / 32) {
@@ -46,7 +47,7 @@ struct QuantizedMatmulTests {
     }
 
     static func activations(rows: Int, inputs: Int, seed: UInt64) -> [Float] {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<rows * inputs).map { i in rng.float(-1, 1) * (i % 97 == 0 ? 8 : 1) }  // a few outliers per row
     }
 
@@ -123,18 +124,4 @@ struct QuantizedMatmulTests {
             }
         }
     }
-}
-
-/// A small deterministic generator (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
 }

@@ -26,7 +26,7 @@ public enum OpHarness {
 
     public static func run(_ backend: any OpBackend, tolerances t: Tolerances) throws -> [Check] {
         let reference = ReferenceOps()
-        var rng = OpRandom(seed: 2026)
+        var rng = SplitMix64(seed: 2026)
         var checks: [Check] = []
         func check(_ op: String, _ shape: String, _ tolerance: Double, _ body: (any OpBackend) throws -> [Float]) throws {
             let want = try body(reference), got = try body(backend)
@@ -74,18 +74,17 @@ public enum OpHarness {
     }
 }
 
-/// SplitMix64: the harness's seeded inputs.
-struct OpRandom {
+/// SplitMix64: seeded inputs for the harness and the kernel tests.
+public struct SplitMix64 {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-    mutating func floats(_ count: Int, _ lo: Float, _ hi: Float) -> [Float] {
-        (0..<count).map { _ in lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
-    }
+    public mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
+    public mutating func floats(_ count: Int, _ lo: Float, _ hi: Float) -> [Float] { (0..<count).map { _ in float(lo, hi) } }
 }
