@@ -79,6 +79,7 @@ public final class LlamaModel: @unchecked Sendable {
         var gate = [Float](repeating: 0, count: T * F)       // [T × F]
         var up = [Float](repeating: 0, count: T * F)
         var delta = [Float](repeating: 0, count: T * D)      // a sublayer's output [T × D]
+        let scratch = MatmulScratch()                         // the matmuls' working memory, reused by all of them
 
         x.withUnsafeMutableBufferPointer { xb in
             for (t, token) in tokens.enumerated() { weights.embedding.row(token, into: xb.baseAddress! + t * D) }
@@ -88,9 +89,9 @@ public final class LlamaModel: @unchecked Sendable {
             let w = weights.layers[l]
             // Attention: x += Wo · attention(RoPE(Wq·xn), RoPE(Wk·xn), Wv·xn)
             CPUKernels.rmsNorm(x, rows: T, size: D, weight: w.attnNorm, eps: c.rmsEps, into: &xn)
-            project(xn, T, D, w.wq, QD, w.bq, &q)
-            project(xn, T, D, w.wk, KV, w.bk, &k)
-            project(xn, T, D, w.wv, KV, w.bv, &v)
+            project(xn, T, D, w.wq, QD, w.bq, &q, scratch)
+            project(xn, T, D, w.wk, KV, w.bk, &k, scratch)
+            project(xn, T, D, w.wv, KV, w.bv, &v, scratch)
             applyRoPE(&q, positions: rowPosition, heads: c.heads)
             applyRoPE(&k, positions: rowPosition, heads: c.kvHeads)
             for r in 0..<T {
@@ -101,14 +102,14 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
             attention(q, rowStep: rowStep, rowPosition: rowPosition, tables: tables, layer: l, cache: cache, into: &attn)
-            project(attn, T, QD, w.wo, D, nil, &delta)
+            project(attn, T, QD, w.wo, D, nil, &delta, scratch)
             for i in 0..<T * D { x[i] += delta[i] }
             // Feed-forward: x += W_down · (silu(W_gate·xn) ⊙ W_up·xn)
             CPUKernels.rmsNorm(x, rows: T, size: D, weight: w.ffnNorm, eps: c.rmsEps, into: &xn)
-            project(xn, T, D, w.wGate, F, nil, &gate)
-            project(xn, T, D, w.wUp, F, nil, &up)
+            project(xn, T, D, w.wGate, F, nil, &gate, scratch)
+            project(xn, T, D, w.wUp, F, nil, &up, scratch)
             CPUKernels.swiglu(&gate, up, count: T * F)
-            project(gate, T, F, w.wDown, D, nil, &delta)
+            project(gate, T, F, w.wDown, D, nil, &delta, scratch)
             for i in 0..<T * D { x[i] += delta[i] }
         }
         // Logits: the final norm of the rows asked for, times the output matrix (the embedding when tied).
@@ -134,19 +135,20 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        project(normed, rows, D, weights.output, c.vocabSize, nil, &logits)
+        project(normed, rows, D, weights.output, c.vocabSize, nil, &logits, scratch)
         return logits
     }
 
     private func project(_ x: [Float], _ rows: Int, _ inputs: Int, _ w: Matrix, _ outputs: Int, _ bias: [Float]?,
-                         _ y: inout [Float]) {
+                         _ y: inout [Float], _ scratch: MatmulScratch) {
         precondition(w.inputs == inputs && w.outputs == outputs)
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
                 if let bias {
-                    bias.withUnsafeBufferPointer { w.multiply(xb.baseAddress!, rows: rows, bias: $0.baseAddress!, into: yb.baseAddress!, activations: activations) }
+                    bias.withUnsafeBufferPointer { w.multiply(xb.baseAddress!, rows: rows, bias: $0.baseAddress!, into: yb.baseAddress!, activations: activations,
+                                                               scratch: scratch) }
                 } else {
-                    w.multiply(xb.baseAddress!, rows: rows, into: yb.baseAddress!, activations: activations)
+                    w.multiply(xb.baseAddress!, rows: rows, into: yb.baseAddress!, activations: activations, scratch: scratch)
                 }
             }
         }

@@ -79,10 +79,11 @@ public struct Matrix: @unchecked Sendable {
     /// y[t][o] = Σ_i x[t][i]·W[o][i] (+ bias[o]). Each output element is one dot product with a fixed reduction
     /// order, whatever `rows` is: results do not depend on batch composition.
     /// Quantized weights meet int8 activations (`.int8`, where the CPU has VNNI) or fp32 activations (`.fp32`).
+    /// `scratch`: working memory to reuse across the matmuls of a step (a temporary one when nil).
     public func multiply(_ x: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>? = nil, into y: UnsafeMutablePointer<Float>,
-                         activations: ActivationPrecision = .default) {
+                         activations: ActivationPrecision = .default, scratch: MatmulScratch? = nil) {
         if type != .f32 && activations == .int8 && CPUKernels.hasInt8Kernels {
-            multiplyInt8(x, rows: rows, bias: bias, into: y)
+            multiplyInt8(x, rows: rows, bias: bias, into: y, scratch: scratch ?? MatmulScratch())
             return
         }
         if type == .f32 {
@@ -167,13 +168,15 @@ public struct Matrix: @unchecked Sendable {
 extension Matrix {
     /// Quantizes the activation rows to int8 blocks once, then every thread runs the VNNI row kernels over its
     /// share of the output rows (the same per-row arithmetic whatever the number of rows: batch invariance).
-    private func multiplyInt8(_ x: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+    private func multiplyInt8(_ x: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>,
+                              scratch: MatmulScratch) {
         let layout: Int8Layout = q4 != nil ? .q4 : .q8
         let groups = q4?.groups ?? q8!.groups
         let blockStride = groups * layout.blocksPerGroup, qStride = groups * layout.blocksPerGroup * 32
-        let q = UnsafeMutablePointer<Int8>.allocate(capacity: rows * qStride)
-        let floats = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rows * blockStride)
-        defer { q.deallocate(); floats.deallocate() }
+        // [rows × blockStride] scales, the same for sums, then [rows × qStride] int8 values.
+        let memory = scratch.reserve(2 * rows * blockStride * 4 + rows * qStride)
+        let floats = memory.bindMemory(to: Float.self, capacity: 2 * rows * blockStride)
+        let q = (memory + 2 * rows * blockStride * 4).bindMemory(to: Int8.self, capacity: rows * qStride)
         Int8Quantizer.quantize(x, rows: rows, inputs: inputs, layout: layout, q: q, qStride: qStride,
                                scales: floats, sums: floats + rows * blockStride, blockStride: blockStride)
         let act = Int8Activations(q: q, scales: floats, sums: floats + rows * blockStride, qStride: qStride, blockStride: blockStride)
