@@ -240,6 +240,13 @@ let package = Package(
             dependencies: ["ModelFiles", "Tokenizers", "Jinja", "TensorKit", "Models"],
             swiftSettings: strict
         ),
+        // GPU layer: the parts that need no GPU always run (kernel source, launch math, cache keys, library errors);
+        // the op-by-op harness on the GPU runs where a CUDA driver is found and is skipped with a message elsewhere.
+        .testTarget(
+            name: "GPUTests",
+            dependencies: ["CUDA", "GPUModel", "Models"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ServiceKitTests",
             dependencies: ["ServiceKit"],

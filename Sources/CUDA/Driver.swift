@@ -39,6 +39,16 @@ public final class CUDADriver: @unchecked Sendable {
     let cuGraphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
     let cuGraphDestroy: @convention(c) (OpaquePointer?) -> Result
     let cuFuncSetAttribute: @convention(c) (OpaquePointer?, Int32, Int32) -> Result
+    // Events: GPU-side timestamps for the per-operation profile.
+    let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
+    let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
+    let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> Result
+    // Page-locked host memory: copies from and to it run at full PCIe speed and need no staging by the driver.
+    let cuMemAllocHost: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int) -> Result
+    let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> Result
+    /// Launch with attributes (programmatic dependent launch on sm_90+); nil on drivers older than CUDA 12.0.
+    let cuLaunchKernelEx: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                                           UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result)?
 
     public init() throws(GPUError) {
         let lib = try DynamicLibrary(names: ["libcuda.so.1", "libcuda.so"], what: "the CUDA driver (libcuda.so.1)")
@@ -73,6 +83,13 @@ public final class CUDADriver: @unchecked Sendable {
         cuGraphLaunch = try lib.symbol("cuGraphLaunch", as: type(of: cuGraphLaunch))
         cuGraphDestroy = try lib.symbol("cuGraphDestroy", as: type(of: cuGraphDestroy))
         cuFuncSetAttribute = try lib.symbol("cuFuncSetAttribute", as: type(of: cuFuncSetAttribute))
+        cuEventCreate = try lib.symbol("cuEventCreate", as: type(of: cuEventCreate))
+        cuEventRecord = try lib.symbol("cuEventRecord", as: type(of: cuEventRecord))
+        cuEventElapsedTime = try lib.symbol("cuEventElapsedTime", as: type(of: cuEventElapsedTime))
+        cuMemAllocHost = try lib.symbol("cuMemAllocHost_v2", as: type(of: cuMemAllocHost))
+        cuMemFreeHost = try lib.symbol("cuMemFreeHost", as: type(of: cuMemFreeHost))
+        cuLaunchKernelEx = try? lib.symbol("cuLaunchKernelEx", as: (@convention(c) (UnsafeRawPointer, OpaquePointer?,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result).self)
     }
 
     /// Turns a CUresult into an error naming the call.

@@ -1,10 +1,16 @@
 extension GPUKernels {
-    /// The GEMV for decode's few-row GEMMs and for every GEMM in batch-invariant mode.
+    /// The GEMV for decode's few-row GEMMs (alone, or fused with what comes before and after it) and for every GEMM
+    /// in batch-invariant mode.
     static let gemvSource = #"""
-    // y[t][o] = Σ_i x[t][i]·W[o][i]: one warp per output streams W's row once per GEMV_ROWS rows of x (blockIdx.y
-    // picks them) with 16-byte loads; fp32 accumulation in a fixed order per output, warp-shuffle reduction. Decode's
-    // GEMMs (cuBLAS's kernels leave most of the bandwidth unused there), and every GEMM in batch-invariant mode: an
-    // output's arithmetic is the same whatever the number of rows. inputs must be a multiple of 8.
+    // y[t][o] = Σ_i x[t][i]·W[o][i] for up to GEMV_ROWS rows: a warp streams NOUT rows of W with 16-byte loads, AHEAD
+    // chunks per lane in flight, fp32 accumulation in a fixed order per output (lane by lane, chunk by chunk; AHEAD
+    // and NOUT do not change it), warp-shuffle reduction. Decode's GEMMs (cuBLAS's kernels leave most of the
+    // bandwidth unused there), and every GEMM in batch-invariant mode: an output's arithmetic is the same whatever the
+    // number of rows. The fused forms do the neighbouring per-row work in the same launch, with exactly the
+    // operations of the separate kernels (so a fused decode step equals an unfused one bit for bit):
+    //   prologue: x rows RMS-normalized into shared memory (rmsnorm_bf16's sums and expression);
+    //   epilogue: plain store, residual add into x, SwiGLU of a gate row and its up row, or bias + RoPE + KV-cache write.
+    // inputs must be a multiple of 8.
     #define GEMV_ROWS 8
     #ifdef GEMM_FP32
     #define GEMV_VEC 4
@@ -20,64 +26,192 @@ extension GPUKernels {
     }
     #endif
 
-    template <int AHEAD>
-    __device__ void gemv_body(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
-        int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-        if (o >= outputs) return;
-        int t0 = blockIdx.y * GEMV_ROWS;
-        rows = min(GEMV_ROWS, rows - t0);
-        x += (long)t0 * inputs;
-        y += (long)t0 * outputs;
-        float acc[GEMV_ROWS];
+    template <int AHEAD, int NOUT>
+    __device__ __forceinline__ void gemv_load(const gemm_t* const (&w)[NOUT], int base, int inputs, uint4 (&wv)[NOUT][AHEAD]) {
         #pragma unroll
-        for (int t = 0; t < GEMV_ROWS; t++) acc[t] = 0.f;
-        const gemm_t* wr = w + (long)o * inputs;
-        // AHEAD chunks of W are loaded before any is used (bytes in flight); accumulation stays chunk by chunk, so
-        // every AHEAD gives the same results.
-        for (int base = lane * GEMV_VEC; base < inputs; base += 32 * GEMV_VEC * AHEAD) {
-            uint4 wv[AHEAD];
+        for (int u = 0; u < AHEAD; u++) {
+            int i = base + u * 32 * GEMV_VEC;
             #pragma unroll
-            for (int u = 0; u < AHEAD; u++) {
-                int i = base + u * 32 * GEMV_VEC;
-                if (i < inputs) wv[u] = *(const uint4*)(wr + i);
-            }
+            for (int n = 0; n < NOUT; n++) if (i < inputs) wv[n][u] = *(const uint4*)(w[n] + i);
+        }
+    }
+
+    template <int AHEAD, int NOUT>
+    __device__ __forceinline__ void gemv_accumulate(const uint4 (&wv)[NOUT][AHEAD], const gemm_t* x, int rows, int base, int inputs,
+                                                    float (&acc)[NOUT][GEMV_ROWS]) {
+        #pragma unroll
+        for (int u = 0; u < AHEAD; u++) {
+            int i = base + u * 32 * GEMV_VEC;
+            if (i >= inputs) break;
             #pragma unroll
-            for (int u = 0; u < AHEAD; u++) {
-                int i = base + u * 32 * GEMV_VEC;
-                if (i >= inputs) break;
+            for (int n = 0; n < NOUT; n++) {
                 float wf[GEMV_VEC];
-                unpack(wv[u], wf);
+                unpack(wv[n][u], wf);
                 #pragma unroll
                 for (int t = 0; t < GEMV_ROWS; t++) {
                     if (t < rows) {
                         float xf[GEMV_VEC];
                         unpack(*(const uint4*)(x + (long)t * inputs + i), xf);
                         #pragma unroll
-                        for (int k = 0; k < GEMV_VEC; k++) acc[t] = fmaf(wf[k], xf[k], acc[t]);
+                        for (int k = 0; k < GEMV_VEC; k++) acc[n][t] = fmaf(wf[k], xf[k], acc[n][t]);
                     }
                 }
             }
         }
+    }
+
+    // rows rows of fp32 x (row_index[t], or t) RMS-normalized into xs as GEMM inputs: rmsnorm_bf16's per-thread sums
+    // (blockDim 256), block_sum and expression, so the result is the same bits.
+    __device__ void stage_normalized(const float* x, const int* row_index, const float* nw, float eps, int rows, int D, gemm_t* xs) {
+        for (int t = 0; t < rows; t++) {
+            const float* row = x + (long)(row_index ? row_index[t] : t) * D;
+            float s = 0.f;
+            for (int i = threadIdx.x; i < D; i += blockDim.x) s += row[i] * row[i];
+            float scale = rsqrtf(block_sum(s) / D + eps);
+            for (int i = threadIdx.x; i < D; i += blockDim.x) xs[(long)t * D + i] = to_gemm(row[i] * scale * nw[i]);
+            __syncthreads();  // block_sum's shared word is reused by the next row; xs complete before use
+        }
+    }
+
+    // One warp per unit (NOUT rows of W: unit → out.row(unit, n)); blocks of 8 warps. NORM: x is fp32 and normalized
+    // by the prologue into dynamic shared memory (rows × inputs GEMM elements); else x is GEMM elements.
+    // The first AHEAD chunks of W are loaded before waiting for the previous kernel (programmatic dependent launch):
+    // weights never depend on it.
+    template <int AHEAD, int NOUT, bool NORM, class Out>
+    __device__ void gemv_core(const void* xin, const int* row_index, const float* nw, float eps, const gemm_t* w, int rows,
+                              int inputs, int units, const Out& out) {
+        extern __shared__ __align__(16) unsigned char gemv_shared[];
+        int unit = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+        bool active = unit < units;
+        const gemm_t* wr[NOUT];
+        #pragma unroll
+        for (int n = 0; n < NOUT; n++) wr[n] = w + (long)(active ? out.row(unit, n) : 0) * inputs;
+        uint4 wv[NOUT][AHEAD];
+        int base = lane * GEMV_VEC;
+        if (active) gemv_load<AHEAD, NOUT>(wr, base, inputs, wv);
+        pdl_wait();
+        pdl_trigger();
+        const gemm_t* x = (const gemm_t*)xin;
+        if (NORM) {
+            stage_normalized((const float*)xin, row_index, nw, eps, rows, inputs, (gemm_t*)gemv_shared);
+            x = (const gemm_t*)gemv_shared;
+        }
+        if (!active) return;
+        float acc[NOUT][GEMV_ROWS];
+        #pragma unroll
+        for (int n = 0; n < NOUT; n++)
+            #pragma unroll
+            for (int t = 0; t < GEMV_ROWS; t++) acc[n][t] = 0.f;
+        for (;;) {
+            gemv_accumulate<AHEAD, NOUT>(wv, x, rows, base, inputs, acc);
+            base += 32 * GEMV_VEC * AHEAD;
+            if (base >= inputs) break;
+            gemv_load<AHEAD, NOUT>(wr, base, inputs, wv);
+        }
         #pragma unroll
         for (int t = 0; t < GEMV_ROWS; t++) {
             if (t < rows) {
-                float s = acc[t];
+                float s[NOUT];
                 #pragma unroll
-                for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffff, s, off);
-                if (lane == 0) y[(long)t * outputs + o] = s;
+                for (int n = 0; n < NOUT; n++) {
+                    s[n] = acc[n][t];
+                    #pragma unroll
+                    for (int off = 16; off > 0; off >>= 1) s[n] += __shfl_xor_sync(0xffffffff, s[n], off);
+                }
+                if (lane == 0) out.store(unit, t, s);
             }
         }
     }
 
+    // y[t][o] = s
+    struct StoreOut {
+        float* y; int outputs;
+        __device__ int row(int u, int) const { return u; }
+        __device__ void store(int u, int t, const float* s) const { y[(long)t * outputs + u] = s[0]; }
+    };
+    // x[t][o] += s: the residual add of the attention output and the FFN (add_rmsnorm_bf16's and residual_add's add).
+    struct ResidualOut {
+        float* x; int outputs;
+        __device__ int row(int u, int) const { return u; }
+        __device__ void store(int u, int t, const float* s) const { x[(long)t * outputs + u] += s[0]; }
+    };
+    // act[t][j] = silu(gate_j) · up_j from rows j and F + j of the stacked gate|up matrix (swiglu_bf16's expression).
+    struct SwiGLUOut {
+        gemm_t* act; int F;
+        __device__ int row(int u, int n) const { return u + n * F; }
+        __device__ void store(int u, int t, const float* s) const {
+            float g = s[0];
+            act[(long)t * F + u] = to_gemm(g / (1.f + expf(-g)) * s[1]);
+        }
+    };
+    // Rows i and i + hd/2 of one head of the stacked Q|K|V matrix: bias, then rotate-half RoPE for Q (into q) and K,
+    // K and V into their paged cache slot (rope_split's expressions).
+    struct RopeOut {
+        float* q; float* kc; float* vc; const float* bias; const int* pos; const float* inv_freq; const int* row_block; const int* row_slot;
+        int layer, layers, bs, heads, kvHeads, hd;
+        __device__ int row(int u, int n) const { int half = hd / 2; return (u / half) * hd + u % half + n * half; }
+        __device__ void store(int u, int t, const float* s) const {
+            int half = hd / 2, h = u / half, i = u % half, qd = heads * hd, kvd = kvHeads * hd;
+            float a = s[0], b = s[1];
+            if (bias) { a += bias[h * hd + i]; b += bias[h * hd + i + half]; }
+            long slot = (((long)row_block[t] * layers + layer) * bs + row_slot[t]) * kvd;
+            if (h >= heads + kvHeads) {
+                float* dst = vc + slot + (h - heads - kvHeads) * hd;
+                dst[i] = a; dst[i + half] = b;
+                return;
+            }
+            float sn, cs;
+            sincosf((float)pos[t] * inv_freq[i], &sn, &cs);
+            float* dst = h < heads ? q + (long)t * qd + h * hd : kc + slot + (h - heads) * hd;
+            dst[i] = a * cs - b * sn;
+            dst[i + half] = b * cs + a * sn;
+        }
+    };
+
     extern "C" {
-    // Few rows: more of W in flight per lane. Many rows (batch-invariant mode): fewer registers, more warps.
+    // Plain GEMV over any number of rows, GEMV_ROWS per blockIdx.y. Few rows: more of W in flight per lane; many rows
+    // (batch-invariant mode): fewer registers, more warps (same arithmetic).
     __global__ void gemv(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
-        gemv_body<4>(x, w, y, rows, inputs, outputs);
+        int t0 = blockIdx.y * GEMV_ROWS;
+        StoreOut out = {y + (long)t0 * outputs, outputs};
+        gemv_core<4, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, out);
     }
     __global__ void gemv_rows(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
-        gemv_body<1>(x, w, y, rows, inputs, outputs);
+        int t0 = blockIdx.y * GEMV_ROWS;
+        StoreOut out = {y + (long)t0 * outputs, outputs};
+        gemv_core<1, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, out);
     }
     }  // extern "C"
+
+    // The fused forms in two widths: A chunks of W in flight per lane and output row, and twice that (_wide: more
+    // bytes in flight per warp, more registers, fewer resident warps). Same arithmetic.
+    #define FUSED_GEMVS(SUFFIX, A) \
+    /* x[t] += x_in[t]·Wᵀ (o and down projections of a decode step). */ \
+    extern "C" __global__ void gemv_residual##SUFFIX(const gemm_t* x_in, const gemm_t* w, float* x, int rows, int inputs, int outputs) { \
+        ResidualOut out = {x, outputs}; \
+        gemv_core<A, 1, false>(x_in, nullptr, nullptr, 0.f, w, rows, inputs, outputs, out); \
+    } \
+    /* logits[t] = rmsnorm(x[row_index[t]])·Wᵀ (the vocabulary projection of the selected rows). */ \
+    extern "C" __global__ void gemv_norm##SUFFIX(const float* x, const int* row_index, const float* nw, float eps, const gemm_t* w, \
+                                                 float* y, int rows, int inputs, int outputs) { \
+        StoreOut out = {y, outputs}; \
+        gemv_core<A, 1, true>(x, row_index, nw, eps, w, rows, inputs, outputs, out); \
+    } \
+    /* act[t] = swiglu(rmsnorm(x[t])·[gate|up]ᵀ). */ \
+    extern "C" __global__ void gemv_norm_swiglu##SUFFIX(const float* x, const float* nw, float eps, const gemm_t* w, gemm_t* act, \
+                                                        int rows, int inputs, int F) { \
+        SwiGLUOut out = {act, F}; \
+        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, F, out); \
+    } \
+    /* q, K/V cache slots = rope(rmsnorm(x[t])·[Q|K|V]ᵀ + bias). */ \
+    extern "C" __global__ void gemv_norm_rope##SUFFIX(const float* x, const float* nw, float eps, const gemm_t* w, const float* bias, \
+            float* q, float* kc, float* vc, const int* pos, const float* inv_freq, const int* row_block, const int* row_slot, int layer, \
+            int layers, int bs, int heads, int kvHeads, int hd, int rows, int inputs) { \
+        RopeOut out = {q, kc, vc, bias, pos, inv_freq, row_block, row_slot, layer, layers, bs, heads, kvHeads, hd}; \
+        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, (heads + 2 * kvHeads) * hd / 2, out); \
+    }
+    FUSED_GEMVS(, 4)
+    FUSED_GEMVS(_wide, 8)
 
     """#
 }

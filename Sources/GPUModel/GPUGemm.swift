@@ -4,7 +4,7 @@ import Foundation
 /// The GEMMs of the GPU path, y[rows × outputs] (fp32) = x[rows × inputs] · Wᵀ with x and W in the GEMM element type
 /// (bf16, or fp32 in the check mode): the GEMV kernel for a few rows (cuBLAS's kernels leave most of the bandwidth
 /// unused there) and, in batch-invariant mode, for every row count; cuBLAS otherwise.
-struct GPUGemm {
+public struct GPUGemm {
     let gpu: GPUContext
     let functions: [String: OpaquePointer]
     let elementBytes: Int
@@ -29,6 +29,12 @@ struct GPUGemm {
                            name: "gemv")
             return
         }
+        try Self.cublas(gpu, x, w, y, rows: rows, inputs: inputs, outputs: outputs, elementBytes: elementBytes)
+    }
+
+    /// The cuBLAS GEMM (fp32 accumulation and output).
+    public static func cublas(_ gpu: GPUContext, _ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int,
+                              elementBytes: Int) throws {
         // Row-major throughout: in cuBLAS's column-major terms C[outputs × rows] = op(W)ᵀ · X.
         var alpha: Float = 1, beta: Float = 0
         let type = elementBytes == 4 ? CuBLAS.r32F : CuBLAS.r16BF

@@ -34,6 +34,12 @@ public final class GPULlama: @unchecked Sendable {
     let intCapacity: Int
     /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
     let partials: UInt64
+    /// attention_decode's per-(row, K/V head) count of finished splits (zero between launches).
+    let splitCounters: UInt64
+    /// Page-locked staging for the step metadata and for the logits of up to `pinnedLogitRows` rows (decode): copies
+    /// from pageable memory go through a driver bounce buffer (~130 µs for one row of a 128k vocabulary).
+    let hostMeta: UnsafeMutableRawPointer, hostLogits: UnsafeMutableRawPointer
+    static let pinnedLogitRows = 8
     static let partialBytes = 64 << 20
     /// Rows per step up to which attention spreads splits over blocks (else tiles of rows share K/V loads) and
     /// GEMMs run as the GEMV kernel (else cuBLAS).
@@ -46,6 +52,25 @@ public final class GPULlama: @unchecked Sendable {
 
     /// Dynamic shared memory of attention_flash: Q tile, Kᵀ chunk (padded), V chunk, P per warp.
     static func flashSharedBytes(headDim hd: Int) -> Int { (flashTile * hd + (64 + 1) * hd + 64 * hd + 8 * (flashTile / 8) * 64) * 4 }
+
+    /// Dynamic shared memory of attention_decode (the kernel's decode_shared_floats): K (padded) and V of one split,
+    /// the query heads of one K/V head, their scores, max and sum.
+    static func decodeAttentionSharedBytes(heads: Int, kvHeads: Int, headDim hd: Int) -> Int {
+        let g = heads / kvHeads
+        return (attentionSplit * (hd + 1) + attentionSplit * hd + g * hd + g * attentionSplit + 2 * g) * 4
+    }
+
+    /// The flash-style prefill attention kernel: on tensor cores (`attention_mma64`/`128`, 4 warps per query head, two
+    /// query heads of a K/V head per block where the grouping allows) for bf16 with head dim 64 or 128, else on CUDA
+    /// cores (`attention_flash`, 8 warps; fp32 mode and other head dims). Both take tiles of `flashTile` rows; the grid
+    /// is tiles × heads / headsPerBlock.
+    static func flashKernel(headDim: Int, heads: Int, kvHeads: Int, gemmBytes: Int)
+        -> (name: String, threads: UInt32, sharedBytes: Int, headsPerBlock: Int) {
+        guard gemmBytes == 2 && (headDim == 64 || headDim == 128) else {
+            return ("attention_flash", 256, flashSharedBytes(headDim: headDim), 1)
+        }
+        return (heads / kvHeads) % 2 == 0 ? ("attention_mma\(headDim)_2", 256, 0, 2) : ("attention_mma\(headDim)", 128, 0, 1)
+    }
     let gemms: GPUGemm
     public var batchInvariant: Bool { gemms.batchInvariant }
     public private(set) var weightBytes = 0
@@ -53,10 +78,22 @@ public final class GPULlama: @unchecked Sendable {
     /// `SWIFTWISE_CUDA_GRAPHS=0` runs every step eagerly.
     private var graphs: [Int: OpaquePointer] = [:]
     let useGraphs = ProcessInfo.processInfo.environment["SWIFTWISE_CUDA_GRAPHS"] != "0"
-    /// When set, every operation runs eagerly and alone (synchronized before and after) and its time is added here
-    /// under its name: where a step's time goes (`swiftwise gpu-check --profile`).
+    /// When set, every operation runs eagerly, between two events, behind a spin kernel that lets the host queue
+    /// the whole step first; its GPU time is added here under its name: where a step's time goes
+    /// (`swiftwise gpu-check --profile`). "step" is the whole step's GPU time.
     public var profile: [String: (calls: Int, seconds: Double)]?
+    /// When true, each step's GPU time (events around the whole step, graph or eager) is added to `stepGPUSeconds`:
+    /// the difference to the wall time is the host's part of a step.
+    public var measureStepGPUTime = false
+    public var stepGPUSeconds = 0.0
+    private lazy var stepEvents: (OpaquePointer, OpaquePointer)? = try? (gpu.makeEvent(), gpu.makeEvent())
+    private var profileEvents: [OpaquePointer] = []
+    private var profileMarks: [(name: String, start: Int, end: Int)] = []
     static let maxGraphs = 64
+    /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
+    public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
+    /// The fused GEMVs keep twice the weight bytes in flight per lane (`SWIFTWISE_GEMV_WIDE=1`).
+    public var wideGEMV = ProcessInfo.processInfo.environment["SWIFTWISE_GEMV_WIDE"] == "1"
 
     /// Loads `checkpoint` onto the device and allocates a KV cache of `numBlocks` × `blockSize` tokens.
     /// Element size of weights and GEMM inputs: 2 (bf16) or 4 (fp32, the exactness check mode).
@@ -166,10 +203,23 @@ public final class GPULlama: @unchecked Sendable {
         intCapacity = 10 * T + numBlocks * 4 + 16
         ints = try gpu.allocate(intCapacity * 4)
         partials = try gpu.allocate(Self.partialBytes)
+        splitCounters = try Self.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads), gpu)  // zero bits
+        try gpu.allowSharedMemory(functions["attention_decode"]!,
+                                  bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
+        hostMeta = try gpu.allocateHost(intCapacity * 4)
+        hostLogits = try gpu.allocateHost(Self.pinnedLogitRows * c.vocabSize * 4)
         try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * Self.attentionSplit * c.headDim * 4)
+        for name in ["gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope", "gemv_norm_wide", "gemv_norm_swiglu_wide", "gemv_norm_rope_wide"] {
+            try gpu.allowSharedMemory(functions[name]!, bytes: Self.fusedSharedLimit)
+        }
         if c.headDim % 32 == 0 && c.headDim <= 128 {
             try gpu.allowSharedMemory(functions["attention_flash"]!, bytes: Self.flashSharedBytes(headDim: c.headDim))
         }
+    }
+
+    deinit {
+        gpu.freeHost(hostMeta)
+        gpu.freeHost(hostLogits)
     }
 
     static func upload(_ values: [Float], _ gpu: GPUContext) throws -> UInt64 {
@@ -221,7 +271,11 @@ public final class GPULlama: @unchecked Sendable {
         // All integer metadata in one upload: tokens | positions | rowBlock | rowSlot | rowTable | selected | tables.
         let meta = tokens + positions + rowBlock + rowSlot + rowTable + selected + tiles + tables
         precondition(meta.count <= intCapacity)
-        try timed("upload metadata") { try meta.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: ints) } }
+        if profile != nil { try beginProfiledStep() }
+        try timed("upload metadata") {  // from page-locked memory, queued before the step (the last step's download synchronized)
+            meta.withUnsafeBytes { hostMeta.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            try gpu.uploadAsync(hostMeta, bytes: meta.count * 4, to: ints)
+        }
         func at(_ i: Int) -> UInt64 { ints + UInt64(i * 4) }
         let (pTokens, pPos, pBlock, pSlot, pTable, pSelected, pTiles, pTables) =
             (at(0), at(T), at(2 * T), at(3 * T), at(4 * T), at(5 * T), at(5 * T + selected.count), at(5 * T + selected.count + tiles.count))
@@ -238,8 +292,10 @@ public final class GPULlama: @unchecked Sendable {
         let decodeOnly = batch.allSatisfy { step in
             if case .last = step.logits { return step.tokens.count == 1 } else { return false }
         }
+        if measureStepGPUTime, let (start, _) = stepEvents { try gpu.record(start) }
         if useGraphs && decodeOnly && profile == nil, case .split(let splits) = shape {
-            let key = T << 32 | splits
+            // Fusion and dependent launch are part of what was recorded.
+            let key = T << 32 | splits << 3 | (wideGEMV ? 4 : 0) | (fusedDecode ? 2 : 0) | (gpu.dependentLaunch ? 1 : 0)
             if graphs[key] == nil && graphs.count < Self.maxGraphs {
                 graphs[key] = try gpu.capture { try encode(T: T, rows: rows, attention: shape, pointers) }
             }
@@ -251,12 +307,27 @@ public final class GPULlama: @unchecked Sendable {
         } else {
             try encode(T: T, rows: rows, attention: shape, pointers)
         }
+        if measureStepGPUTime, let (start, end) = stepEvents {  // the step's kernels, without the logits download
+            try gpu.record(end)
+            try gpu.synchronize()
+            stepGPUSeconds += try gpu.seconds(from: start, to: end)
+        }
         guard rows > 0 else {
             try gpu.synchronize()
+            if profile != nil { try endProfiledStep() }
             return []
         }
-        var out = [Float](repeating: 0, count: rows * V)
-        try timed("download logits") { try out.withUnsafeMutableBytes { try gpu.download(logits, bytes: $0.count, into: $0.baseAddress!) } }
+        defer { if profile != nil { try? endProfiledStep() } }
+        if rows > Self.pinnedLogitRows {
+            var out = [Float](repeating: 0, count: rows * V)
+            try timed("download logits") { try out.withUnsafeMutableBytes { try gpu.download(logits, bytes: $0.count, into: $0.baseAddress!) } }
+            return out
+        }
+        var out: [Float] = []
+        try timed("download logits") {
+            try gpu.download(logits, bytes: rows * V * 4, into: hostLogits)
+            out = Array(UnsafeBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: rows * V))
+        }
         return out
     }
 
@@ -271,21 +342,40 @@ public final class GPULlama: @unchecked Sendable {
         let c = config
         let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
         let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
+        let fused = fusesDecode(rows: T)
+        let ropeDims: [KernelArgument] = [.int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
+                                          .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))]
         try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
         for (l, w) in layers.enumerated() {
-            if l == 0 {
-                try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
-            } else {  // the previous layer's FFN residual, added here
-                try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.attnNorm), .pointer(xn),
-                                                                      .int32(Int32(D)), .float(c.rmsEps)])
+            if fused {  // RMSNorm, the QKV GEMV, bias, RoPE and the KV-cache write in one launch
+                try fusedGEMV("gemv_norm_rope", units: (QD + 2 * KV) / 2, rows: T, normInputs: D,
+                              [.pointer(x), .pointer(w.attnNorm), .float(c.rmsEps), .pointer(w.wqkv), .pointer(w.bqkv ?? 0), .pointer(q),
+                               .pointer(kCache), .pointer(vCache), .pointer(pPos), .pointer(inverseFrequencies), .pointer(pBlock),
+                               .pointer(pSlot), .int32(Int32(l))] + ropeDims + [.int32(Int32(T)), .int32(Int32(D))])
+            } else {
+                if l == 0 {
+                    try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+                } else {  // the previous layer's FFN residual, added here
+                    try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.attnNorm), .pointer(xn),
+                                                                          .int32(Int32(D)), .float(c.rmsEps)])
+                }
+                try gemm(xn, w.wqkv, qkv, rows: T, inputs: D, outputs: QD + 2 * KV)
+                if let b = w.bqkv { try addBias(qkv, b, T, QD + 2 * KV) }
+                try launch("rope_split", grid: T, block: 128, [.pointer(qkv), .pointer(q), .pointer(kCache), .pointer(vCache), .pointer(pPos),
+                                                                .pointer(inverseFrequencies), .pointer(pBlock), .pointer(pSlot), .int32(Int32(l))]
+                           + ropeDims)
             }
-            try gemm(xn, w.wqkv, qkv, rows: T, inputs: D, outputs: QD + 2 * KV)
-            if let b = w.bqkv { try addBias(qkv, b, T, QD + 2 * KV) }
-            try launch("rope_split", grid: T, block: 128, [.pointer(qkv), .pointer(q), .pointer(kCache), .pointer(vCache), .pointer(pPos),
-                                                            .pointer(inverseFrequencies), .pointer(pBlock), .pointer(pSlot), .int32(Int32(l)),
-                                                            .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
-                                                            .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))])
             try attention(T: T, layer: l, shape: shape, p)
+            if fused {  // o projection + residual, RMSNorm + gate|up + SwiGLU, down projection + residual
+                try fusedGEMV("gemv_residual", units: D, rows: T, normInputs: nil,
+                              [.pointer(attnB), .pointer(w.wo), .pointer(x), .int32(Int32(T)), .int32(Int32(QD)), .int32(Int32(D))])
+                try fusedGEMV("gemv_norm_swiglu", units: F, rows: T, normInputs: D,
+                              [.pointer(x), .pointer(w.ffnNorm), .float(c.rmsEps), .pointer(w.wGateUp), .pointer(act), .int32(Int32(T)),
+                               .int32(Int32(D)), .int32(Int32(F))])
+                try fusedGEMV("gemv_residual", units: D, rows: T, normInputs: nil,
+                              [.pointer(act), .pointer(w.wDown), .pointer(x), .int32(Int32(T)), .int32(Int32(F)), .int32(Int32(D))])
+                continue
+            }
             try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
             try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.ffnNorm), .pointer(xn),
                                                                   .int32(Int32(D)), .float(c.rmsEps)])
@@ -293,13 +383,47 @@ public final class GPULlama: @unchecked Sendable {
             try elementwise("swiglu_bf16", T * F, [.pointer(gateUp), .pointer(act), .int32(Int32(F))])
             try gemm(act, w.wDown, delta, rows: T, inputs: F, outputs: D)
         }
-        try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])  // the last layer's FFN residual
+        if !fused {
+            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])  // the last layer's FFN residual
+        }
         guard rows > 0 else { return }
+        if fusesDecode(rows: rows) {  // final RMSNorm of the selected rows + vocabulary projection
+            try fusedGEMV("gemv_norm", units: V, rows: rows, normInputs: D,
+                          [.pointer(x), .pointer(pSelected), .pointer(outputNorm), .float(c.rmsEps), .pointer(output), .pointer(logits),
+                           .int32(Int32(rows)), .int32(Int32(D)), .int32(Int32(V))])
+            return
+        }
         try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(pSelected), .pointer(normed), .int32(Int32(D))])
         try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
         try gemm(xn, output, logits, rows: rows, inputs: D, outputs: V)
     }
 
+    /// Shared memory a normalizing GEMV may use for its staged rows (opted in at load).
+    static let fusedSharedLimit = 96 << 10
+
+    /// Whether a step of `rows` rows runs the fused GEMV kernels (RMSNorm prologue; residual, SwiGLU or RoPE
+    /// epilogue): the GEMV's row range, when the staged normalized rows fit in shared memory. They compute exactly
+    /// what the separate kernels compute, so the choice never changes a result (`fusedDecode = false` to compare).
+    func fusesDecode(rows: Int) -> Bool {
+        fusedDecode && Self.fusedGEMVFits(rows: rows, config: config, gemmBytes: gemmBytes)
+    }
+
+    /// The fused GEMVs' limits: the GEMV's row count, the staged normalized rows within the shared memory opted in,
+    /// 16-byte weight loads (every GEMV width a multiple of 8 elements).
+    static func fusedGEMVFits(rows: Int, config c: ModelConfig, gemmBytes: Int) -> Bool {
+        rows <= GPUGemm.gemvRows && rows * c.hiddenSize * gemmBytes <= fusedSharedLimit
+            && c.hiddenSize % 8 == 0 && c.ffnSize % 8 == 0 && (c.heads * c.headDim) % 8 == 0
+    }
+
+    /// A fused GEMV: one warp per unit (an output, or a pair of outputs for SwiGLU and RoPE), 8 warps per block;
+    /// `normInputs` rows of that width are staged in dynamic shared memory.
+    private func fusedGEMV(_ base: String, units: Int, rows: Int, normInputs: Int?, _ args: [KernelArgument]) throws {
+        let name = wideGEMV ? base + "_wide" : base
+        try timed("\(name) \(rows) rows, \(units) units") {
+            try gpu.launch(functions[name]!, grid: (UInt32((units + 7) / 8), 1, 1), block: (256, 1, 1),
+                           sharedBytes: UInt32((normInputs ?? 0) * rows * gemmBytes), args, name: name)
+        }
+    }
 
     private func attention(T: Int, layer l: Int, shape: AttentionShape, _ p: StepPointers) throws {
         let c = config
@@ -307,6 +431,14 @@ public final class GPULlama: @unchecked Sendable {
         let dims: [KernelArgument] = [.int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
                                        .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim)), .float(1 / Float(c.headDim).squareRoot())]
         switch shape {
+        case .split(let splits) where !batchInvariant:
+            let shared = Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+            try timed("attention_decode") {
+                try gpu.launch(functions["attention_decode"]!, grid: (UInt32(T), UInt32(c.kvHeads), UInt32(splits)), block: (256, 1, 1),
+                               sharedBytes: UInt32(shared),
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(partials), .pointer(splitCounters), .pointer(attnB)]
+                                + common + dims + [.int32(Int32(splits))], name: "attention_decode")
+            }
         case .split(let splits):
             try timed("attention_split") {
                 try gpu.launch(functions["attention_split"]!, grid: (UInt32(T), UInt32(c.heads), UInt32(splits)), block: (256, 1, 1),
@@ -319,10 +451,11 @@ public final class GPULlama: @unchecked Sendable {
                                 .int32(Int32(splits))], name: "attention_combine")
             }
         case .tiled, .flash:
-            let name = shape == .flash ? "attention_flash" : "attention_tiled"
-            let shared = shape == .flash ? Self.flashSharedBytes(headDim: c.headDim) : 2 * Self.attentionSplit * c.headDim * 4
+            let flash = Self.flashKernel(headDim: c.headDim, heads: c.heads, kvHeads: c.kvHeads, gemmBytes: gemmBytes)
+            let (name, threads, shared, perBlock) = shape == .flash ? flash : ("attention_tiled", 256, 2 * Self.attentionSplit * c.headDim * 4, 1)
             try timed(name) {
-                try gpu.launch(functions[name]!, grid: (UInt32(p.tileCount), UInt32(c.heads), 1), block: (256, 1, 1), sharedBytes: UInt32(shared),
+                try gpu.launch(functions[name]!, grid: (UInt32(p.tileCount), UInt32(c.heads / perBlock), 1), block: (threads, 1, 1),
+                               sharedBytes: UInt32(shared),
                                [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attnB)] + common + [.pointer(p.tiles)] + dims,
                                name: name)
             }
@@ -331,14 +464,38 @@ public final class GPULlama: @unchecked Sendable {
 
     private func timed(_ name: @autoclosure () -> String, _ body: () throws -> Void) throws {
         guard profile != nil else { return try body() }
-        try gpu.synchronize()
-        let start = ContinuousClock.now
+        let start = try profileEvent()
         try body()
-        try gpu.synchronize()
-        let elapsed = (ContinuousClock.now - start).components
-        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
-        let entry = profile![name(), default: (0, 0)]
-        profile![name()] = (entry.calls + 1, entry.seconds + seconds)
+        profileMarks.append((name(), start, try profileEvent()))
+    }
+
+    /// Records the next event of the profile's pool (created on first use) and returns its index.
+    private func profileEvent() throws -> Int {
+        let next = profileUsed
+        if next == profileEvents.count { profileEvents.append(try gpu.makeEvent()) }
+        try gpu.record(profileEvents[next])
+        profileUsed += 1
+        return next
+    }
+    private var profileUsed = 0
+
+    /// Starts a profiled step: the spin kernel first (about 20 ms of GPU clock), then a step-start event.
+    private func beginProfiledStep() throws {
+        profileUsed = 0
+        profileMarks = []
+        try gpu.launch(functions["spin"]!, grid: (1, 1, 1), block: (1, 1, 1), [.int64(40_000_000)], name: "spin")
+    }
+
+    /// After the step's final synchronization: event times into `profile`.
+    private func endProfiledStep() throws {
+        guard let first = profileMarks.first, let last = profileMarks.last else { return }
+        var totals = profile ?? [:]
+        for mark in profileMarks + [(name: "step", start: first.start, end: last.end)] {
+            let seconds = try gpu.seconds(from: profileEvents[mark.start], to: profileEvents[mark.end])
+            let entry = totals[mark.name, default: (0, 0)]
+            totals[mark.name] = (entry.calls + 1, entry.seconds + seconds)
+        }
+        profile = totals
     }
 
     private func launch(_ name: String, grid: Int, block: Int, _ args: [KernelArgument]) throws {

@@ -13,19 +13,21 @@ public final class GPUOps: OpBackend {
     let gemms: GPUGemm
     let elementBytes: Int
 
-    /// Attention through the flash-style prefill kernel (the default mode's many-row shape) instead of the
-    /// batch-invariant pair.
-    let flashAttention: Bool
+    /// Which attention kernels `attention` runs: the batch-invariant pair (split + merge, and tiled, which must agree
+    /// bit for bit), the default mode's prefill kernel (flash style), or its decode kernel.
+    public enum Attention: Sendable { case splitAndTiled, flash, decode }
+    let attentionKernels: Attention
 
-    public init(gpu: GPUContext, fp32: Bool, flashAttention: Bool = false) throws {
+    public init(gpu: GPUContext, fp32: Bool, attention: Attention = .splitAndTiled) throws {
         self.gpu = gpu
-        self.flashAttention = flashAttention
+        self.attentionKernels = attention
         elementBytes = fp32 ? 4 : 2
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
                                    options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
         gemms = GPUGemm(gpu: gpu, functions: functions, elementBytes: elementBytes)
         name = "GPU \(gpu.name) (\(fp32 ? "fp32" : "bf16") GEMM inputs\(gemms.batchInvariant ? ", batch invariant" : "")"
-            + (flashAttention ? ", flash attention)" : ", split and tiled attention)")
+            + [.splitAndTiled: ", split and tiled attention)", .flash: ", \(fp32 ? "flash" : "tensor-core flash") attention)",
+               .decode: ", decode attention)"][attention]!
     }
 
     // MARK: buffers
@@ -123,15 +125,28 @@ public final class GPUOps: OpBackend {
         let scale = 1 / Float(headDim).squareRoot()
         let shape: [KernelArgument] = [.int32(0), .int32(1), .int32(Int32(blockSize)), .int32(Int32(heads)), .int32(Int32(kvHeads)),
                                        .int32(Int32(headDim)), .float(scale)]
-        if flashAttention {
+        if attentionKernels == .decode {
+            let splits = (positions.max()! + GPULlama.attentionSplit) / GPULlama.attentionSplit
+            let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4), counters = try scratch.zeros(rows * kvHeads * 4)
+            let out = try scratch.zeros(q.count * elementBytes)
+            let shared = GPULlama.decodeAttentionSharedBytes(heads: heads, kvHeads: kvHeads, headDim: headDim)
+            try gpu.allowSharedMemory(functions["attention_decode"]!, bytes: shared)
+            try gpu.launch(functions["attention_decode"]!, grid: (UInt32(rows), UInt32(kvHeads), UInt32(splits)), block: (256, 1, 1),
+                           sharedBytes: UInt32(shared),
+                           [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(partials), .pointer(counters), .pointer(out), .pointer(pos),
+                            .pointer(rowTable), .pointer(tables)] + shape + [.int32(Int32(splits))], name: "attention_decode")
+            return try downloadGemmElements(out, q.count)
+        }
+        if attentionKernels == .flash {
             var tiles: [Int] = []
             for first in stride(from: 0, to: rows, by: GPULlama.flashTile) { tiles += [first, min(GPULlama.flashTile, rows - first)] }
-            let out = try scratch.zeros(q.count * elementBytes), shared = GPULlama.flashSharedBytes(headDim: headDim)
-            try gpu.allowSharedMemory(functions["attention_flash"]!, bytes: shared)
-            try gpu.launch(functions["attention_flash"]!, grid: (UInt32(tiles.count / 2), UInt32(heads), 1), block: (256, 1, 1),
+            let out = try scratch.zeros(q.count * elementBytes)
+            let (kernel, threads, shared, perBlock) = GPULlama.flashKernel(headDim: headDim, heads: heads, kvHeads: kvHeads, gemmBytes: elementBytes)
+            if shared > 0 { try gpu.allowSharedMemory(functions[kernel]!, bytes: shared) }
+            try gpu.launch(functions[kernel]!, grid: (UInt32(tiles.count / 2), UInt32(heads / perBlock), 1), block: (threads, 1, 1),
                            sharedBytes: UInt32(shared),
                            [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(out), .pointer(pos), .pointer(rowTable), .pointer(tables),
-                            .pointer(try scratch.ints(tiles))] + shape, name: "attention_flash")
+                            .pointer(try scratch.ints(tiles))] + shape, name: kernel)
             return try downloadGemmElements(out, q.count)
         }
         // Split partials, then their merge.

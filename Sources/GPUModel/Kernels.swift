@@ -2,8 +2,10 @@
 /// disk by source hash). Activations are fp32, GEMM inputs bf16, the KV cache fp32 in the CPU's paged layout
 /// ([block][layer][slot][kvDim]) so KV chunks move between CPU and GPU nodes unchanged.
 enum GPUKernels {
-    static let names = ["embed", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine",
-                        "attention_tiled", "attention_flash", "gemv", "gemv_rows", "residual_add", "swiglu_bf16", "gather_rows"]
+    static let names = ["embed", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
+                        "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
+                        "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
+                        "gemv_norm_rope", "gemv_residual_wide", "gemv_norm_wide", "gemv_norm_swiglu_wide", "gemv_norm_rope_wide", "residual_add", "swiglu_bf16", "gather_rows", "spin"]
 
     /// The whole module: the shared prelude, then the per-row kernels, attention (AttentionKernels.swift) and the
     /// GEMV (GEMVKernels.swift).
@@ -31,6 +33,19 @@ enum GPUKernels {
     __device__ __forceinline__ bf16 to_gemm(float x) { return f2bf(x); }
     #endif
     #define NEG_INF __int_as_float(0xff800000)
+    // Programmatic dependent launch (sm_90+): wait until the kernel before this one on the stream has finished and
+    // its writes are visible (every kernel does, before reading its inputs or writing anything), then let the next
+    // one start its own independent work. No-ops when not launched that way, and before sm_90.
+    __device__ __forceinline__ void pdl_wait() {
+    #if __CUDA_ARCH__ >= 900
+        asm volatile("griddepcontrol.wait;" ::: "memory");
+    #endif
+    }
+    __device__ __forceinline__ void pdl_trigger() {
+    #if __CUDA_ARCH__ >= 900
+        asm volatile("griddepcontrol.launch_dependents;" :::);
+    #endif
+    }
 
     """#
 
@@ -57,6 +72,8 @@ enum GPUKernels {
 
     // x[t] = embedding[tokens[t]] (bf16 rows to fp32)
     __global__ void embed(const gemm_t* emb, const int* tokens, float* x, int D) {
+        pdl_wait();
+        pdl_trigger();
         int t = blockIdx.x;
         const gemm_t* row = emb + (long)tokens[t] * D;
         for (int i = threadIdx.x; i < D; i += blockDim.x) x[(long)t * D + i] = from_gemm(row[i]);
@@ -64,6 +81,8 @@ enum GPUKernels {
 
     // out[t] = bf16(x[t] / sqrt(mean(x[t]^2) + eps) * w); one block per row.
     __global__ void rmsnorm_bf16(const float* x, const float* w, gemm_t* out, int D, float eps) {
+        pdl_wait();
+        pdl_trigger();
         int t = blockIdx.x;
         const float* row = x + (long)t * D;
         float s = 0.f;
@@ -74,6 +93,8 @@ enum GPUKernels {
 
     // x[t] += delta[t] (the residual), then out = rmsnorm(x[t]): one launch where there were two.
     __global__ void add_rmsnorm_bf16(float* x, const float* delta, const float* w, gemm_t* out, int D, float eps) {
+        pdl_wait();
+        pdl_trigger();
         int t = blockIdx.x;
         float* row = x + (long)t * D;
         const float* d = delta + (long)t * D;
@@ -84,6 +105,8 @@ enum GPUKernels {
     }
 
     __global__ void add_bias(float* y, const float* b, int n, long total) {
+        pdl_wait();
+        pdl_trigger();
         long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
         if (i < total) y[i] += b[i % n];
     }
@@ -93,6 +116,8 @@ enum GPUKernels {
     __global__ void rope_split(const float* qkv, float* q, float* kc, float* vc, const int* pos, const float* inv_freq,
                                const int* row_block, const int* row_slot, int layer, int layers, int bs,
                                int heads, int kvHeads, int hd) {
+        pdl_wait();
+        pdl_trigger();
         int t = blockIdx.x, half = hd / 2, qd = heads * hd, kvd = kvHeads * hd;
         const float* row = qkv + (long)t * (qd + 2 * kvd);
         long slot = (((long)row_block[t] * layers + layer) * bs + row_slot[t]) * kvd;
@@ -110,12 +135,16 @@ enum GPUKernels {
     }
 
     __global__ void residual_add(float* x, const float* d, long n) {
+        pdl_wait();
+        pdl_trigger();
         long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
         if (i < n) x[i] += d[i];
     }
 
     // out[t][j] = silu(gate) · up, reading the stacked [rows][gate (F) | up (F)] GEMM output.
     __global__ void swiglu_bf16(const float* gate_up, gemm_t* out, int F, long n) {
+        pdl_wait();
+        pdl_trigger();
         long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
         if (i < n) {
             long t = i / F, j = i % F;
@@ -124,8 +153,17 @@ enum GPUKernels {
         }
     }
 
+    // Keeps the GPU busy for `cycles` clock cycles while the host queues a profiled step behind it, so that the
+    // per-operation event times measure the GPU's back-to-back work rather than the host's launch pace.
+    __global__ void spin(long long cycles) {
+        long long start = clock64();
+        while (clock64() - start < cycles) {}
+    }
+
     // out[i] = x[rows[i]] (the rows whose logits are wanted)
     __global__ void gather_rows(const float* x, const int* rows, float* out, int D) {
+        pdl_wait();
+        pdl_trigger();
         int i = blockIdx.x;
         for (int k = threadIdx.x; k < D; k += blockDim.x) out[(long)i * D + k] = x[(long)rows[i] * D + k];
     }

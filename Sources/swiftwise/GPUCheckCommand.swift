@@ -15,7 +15,7 @@ struct GPUCheckCommand: ParsableCommand {
     @Option(help: "JSON with prompt_ids, last_logits, argmax and greedy_ids from transformers.") var reference: String?
     @Flag(help: "Also compare the prompt's logits with the CPU path.") var cpu = false
     @Flag(help: "Time decode (batch 1 and 32, prompt 512, 256 new tokens) and a 2,048-token prefill.") var bench = false
-    @Flag(help: "Time every operation of a batch-1 decode step and a 2,048-token prefill on its own (synchronized).") var profile = false
+    @Flag(help: "GPU time of every operation of a batch-1 decode step and a 2,048-token prefill (events), and cuBLAS at the prefill shapes.") var profile = false
     @Option(help: "Write results as JSON here.") var json: String?
     @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
 
@@ -27,7 +27,8 @@ struct GPUCheckCommand: ParsableCommand {
             var backends: [any OpBackend] = [CPUOps()]
             if !cpuOnly {
                 let gpu = try GPUContext()
-                backends += [try GPUOps(gpu: gpu, fp32: fp32), try GPUOps(gpu: gpu, fp32: fp32, flashAttention: true)]
+                backends += [try GPUOps(gpu: gpu, fp32: fp32), try GPUOps(gpu: gpu, fp32: fp32, attention: .flash),
+                             try GPUOps(gpu: gpu, fp32: fp32, attention: .decode)]
             }
             var failed = false
             for backend in backends {
@@ -83,6 +84,19 @@ struct GPUCheckCommand: ParsableCommand {
                 let out = try llama.forward([SequenceStep(tokens: [next], start: prompt.count + i, blockTable: table, logits: .last)])
                 next = Self.argmax(out[...])
             }
+            // The fused decode kernels must compute exactly what the separate ones do: one row and five rows, compared bit for bit.
+            var fusionDiffers = 0
+            for rowsInStep in [1, 5] {
+                let step = [SequenceStep(tokens: Array(ours.prefix(rowsInStep)), start: prompt.count, blockTable: table, logits: .all)]
+                let fusedLogits = try llama.forward(step)
+                llama.fusedDecode = false
+                let separateLogits = try llama.forward(step)
+                llama.fusedDecode = true
+                let differing = zip(fusedLogits, separateLogits).filter { $0.bitPattern != $1.bitPattern }.count
+                print("fused decode kernels vs separate kernels, \(rowsInStep) row(s): \(differing) of \(fusedLogits.count) logits differ")
+                fusionDiffers += differing
+            }
+            results["fused_vs_separate_differing_logits"] = fusionDiffers
             let prefix = zip(ours, greedy).prefix { $0 == $1 }.count
             let same = zip(ours, greedy).filter { $0 == $1 }.count
             print("greedy continuation: first \(prefix) of \(greedy.count) tokens identical, \(same) equal overall")
@@ -115,6 +129,7 @@ struct GPUCheckCommand: ParsableCommand {
     static func bench(_ llama: GPULlama, _ c: ModelConfig) throws -> [String: Any] {
         var out: [String: Any] = [:]
         let bs = llama.blockSize
+        let dependentLaunch = llama.gpu.dependentLaunch
         func decodeRate(batch: Int, prompt: Int, steps: Int) throws -> Double {
             let blocksPer = (prompt + steps + bs) / bs
             let tables = (0..<batch).map { b in Array(b * blocksPer..<(b + 1) * blocksPer) }
@@ -127,36 +142,67 @@ struct GPUCheckCommand: ParsableCommand {
             }
             return Double(batch * steps) / (ContinuousClock.now - start).seconds
         }
+        // Batch 1 also with the other programmatic-dependent-launch setting (sm_90+) and without the fused kernels.
+        llama.gpu.dependentLaunch = !dependentLaunch && llama.gpu.computeCapability >= 90
+        let otherPDL = try decodeRate(batch: 1, prompt: 512, steps: 256)
+        llama.gpu.dependentLaunch = dependentLaunch
+        llama.fusedDecode = false
+        let separate = try decodeRate(batch: 1, prompt: 512, steps: 256)
+        llama.fusedDecode = true
+        llama.gpu.dependentLaunch = dependentLaunch
+        let wide = llama.wideGEMV
+        llama.wideGEMV = !wide
+        let otherWidth = try decodeRate(batch: 1, prompt: 512, steps: 256)
+        llama.wideGEMV = wide
         let one = try decodeRate(batch: 1, prompt: 512, steps: 256)
+        llama.measureStepGPUTime = true
+        llama.stepGPUSeconds = 0
+        let measured = try decodeRate(batch: 1, prompt: 512, steps: 256)
+        let gpuPerStep = llama.stepGPUSeconds / 256
+        llama.measureStepGPUTime = false
         let many = try decodeRate(batch: 32, prompt: 512, steps: 64)
+        // Prefill: best of 3 after a warm-up of the same size (cuBLAS loads its kernels for a shape on first use).
         let prompt = (0..<2048).map { 100 + ($0 * 17) % 30000 }
-        _ = try llama.forward([SequenceStep(tokens: Array(prompt.prefix(64)), start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
-        let t0 = ContinuousClock.now
-        _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
-        let prefill = (ContinuousClock.now - t0).seconds
+        var prefill = Double.infinity
+        for _ in 0..<4 {
+            let t0 = ContinuousClock.now
+            _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
+            prefill = min(prefill, (ContinuousClock.now - t0).seconds)
+        }
         let flops = 2.0 * Double(llama.weightBytes / llama.gemmBytes) * 2048
         let bandwidth = try deviceCopyBandwidth(llama.gpu)
         print(String(format: "decode batch 1: %.1f tok/s (%.1f GB/s of weights = %.0f%% of the %.0f GB/s device copy bandwidth)",
                      one, one * Double(llama.weightBytes) / 1e9, 100 * one * Double(llama.weightBytes) / 1e9 / bandwidth, bandwidth))
+        print(String(format: "decode batch 1 %@ programmatic dependent launch: %.1f tok/s; with the separate (unfused) kernels: %.1f tok/s",
+                     dependentLaunch ? "without" : "with", otherPDL, separate))
+        print(String(format: "decode batch 1 with the %@ fused GEMVs: %.1f tok/s", wide ? "narrow" : "wide", otherWidth))
+        print(String(format: "decode batch 1 step: %.3f ms of GPU time (events around the step's kernels) of %.3f ms wall (%.1f tok/s in that run)",
+                     gpuPerStep * 1000, 1000 / measured, measured))
         print(String(format: "decode batch 32: %.1f tok/s", many))
         print(String(format: "prefill 2048 tokens: %.1f ms (%.1f TFLOP/s in the weight GEMMs)", prefill * 1000, flops / prefill / 1e12))
         out["decode_batch1_tok_s"] = one
         out["decode_batch32_tok_s"] = many
+        out["decode_batch1_\(dependentLaunch ? "without" : "with")_pdl_tok_s"] = otherPDL
+        out["decode_batch1_gpu_ms_per_step"] = gpuPerStep * 1000
+        out["decode_batch1_\(wide ? "narrow" : "wide")_gemv_tok_s"] = otherWidth
+        out["decode_batch1_separate_kernels_tok_s"] = separate
         out["prefill_2048_ms"] = prefill * 1000
         out["prefill_tflops"] = flops / prefill / 1e12
         out["copy_gb_s"] = bandwidth
         return out
     }
 
-    /// Per-operation times of a decode step at batch 1 (context 512, averaged over 16 steps) and of a 2,048-token
-    /// prefill, each operation synchronized on its own (so the sum exceeds a real step by the launch gaps).
+    /// Per-operation GPU times (events) of a decode step at batch 1 (context 512, averaged over 16 steps) and of a
+    /// 2,048-token prefill, launched eagerly behind a spin kernel (so the host's launch pace does not show).
     static func profile(_ llama: GPULlama) throws -> [String: Any] {
         let bs = llama.blockSize
         var out: [String: Any] = [:]
         func report(_ title: String, steps: Int) -> [String: Double] {
-            let entries = llama.profile!.sorted { $0.value.seconds > $1.value.seconds }
-            let total = entries.reduce(0) { $0 + $1.value.seconds } / Double(steps)
-            print(String(format: "%@: %.3f ms per step (sum of synchronized operations)", title, total * 1000))
+            let entries = llama.profile!.filter { $0.key != "step" }.sorted { $0.value.seconds > $1.value.seconds }
+            let total = (llama.profile!["step"]?.seconds ?? 0) / Double(steps)
+            let sum = entries.reduce(0) { $0 + $1.value.seconds } / Double(steps)
+            print(String(format: "%@: %.3f ms of GPU time per step, launched eagerly back to back (operations sum to %.3f ms)",
+                         title, total * 1000, sum * 1000))
             for (name, e) in entries {
                 print(String(format: "  %-34@ %5d calls %9.1f us per step %5.1f%%", name, e.calls / steps, e.seconds / Double(steps) * 1e6,
                              100 * e.seconds / Double(steps) / total))
@@ -172,6 +218,29 @@ struct GPUCheckCommand: ParsableCommand {
         _ = try llama.forward([SequenceStep(tokens: (0..<2048).map { 100 + ($0 * 17) % 30000 }, start: 0, blockTable: table, logits: .last)])
         out["prefill_2048_us"] = report("prefill 2048", steps: 1)
         llama.profile = nil
+        out["gemm_tflops"] = try gemmSweep(llama.gpu)
+        return out
+    }
+
+    /// cuBLAS bf16 GEMMs of 2,048 rows at the model's shapes and their neighbours: TFLOP/s, best of 10 after a warm-up.
+    static func gemmSweep(_ gpu: GPUContext) throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        let shapes = [(2048, 1024), (2048, 2048), (2048, 3072), (2048, 4096), (2048, 6144), (2048, 16384), (8192, 2048)]
+        let x = try gpu.allocate(2048 * 8192 * 2), w = try gpu.allocate(16384 * 8192 * 2), y = try gpu.allocate(2048 * 16384 * 4)
+        defer { [x, w, y].forEach(gpu.free) }
+        for (inputs, outputs) in shapes {
+            var best = Double.infinity
+            for _ in 0..<11 {
+                try gpu.synchronize()
+                let t = ContinuousClock.now
+                try GPUGemm.cublas(gpu, x, w, y, rows: 2048, inputs: inputs, outputs: outputs, elementBytes: 2)
+                try gpu.synchronize()
+                best = min(best, (ContinuousClock.now - t).seconds)
+            }
+            let tflops = 2.0 * 2048 * Double(inputs) * Double(outputs) / best / 1e12
+            print(String(format: "  cuBLAS 2048×%d·%d×%d: %.1f us, %.0f TFLOP/s", inputs, inputs, outputs, best * 1e6, tflops))
+            out["\(inputs)x\(outputs)"] = tflops
+        }
         return out
     }
 

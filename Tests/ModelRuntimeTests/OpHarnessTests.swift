@@ -6,7 +6,7 @@ struct OpHarnessTests {
     @Test("the CPU backend passes every op at fp32 tolerances")
     func cpu() throws {
         let checks = try OpHarness.run(CPUOps(), tolerances: .fp32)
-        #expect(checks.count == 10)
+        #expect(checks.count == 12)
         for c in checks { #expect(c.passed, "\(c.op) \(c.shape): \(c.error)") }
     }
 

@@ -60,6 +60,16 @@ public enum OpHarness {
                 try $0.attention(q: q, k: k, v: v, positions: rows, heads: heads, kvHeads: kvHeads, headDim: hd)
             }
         }
+        // Head dim 128 (one K/V head for four query heads), every row of a 150-position prefill.
+        let k128 = rng.floats(n * 128, -1, 1), v128 = rng.floats(n * 128, -1, 1), q128 = rng.floats(n * 4 * 128, -1, 1)
+        try check("attention", "\(n) rows of \(n) positions, 4/1 heads × 128", t.attention) {
+            try $0.attention(q: q128, k: k128, v: v128, positions: Array(0..<n), heads: 4, kvHeads: 1, headDim: 128)
+        }
+        // Three query heads per K/V head (an odd grouping), 70 rows.
+        let k3 = rng.floats(n * 64, -1, 1), v3 = rng.floats(n * 64, -1, 1), q3 = rng.floats(70 * 3 * 64, -1, 1)
+        try check("attention", "70 rows of \(n) positions, 3/1 heads × 64", t.attention) {
+            try $0.attention(q: q3, k: k3, v: v3, positions: Array(n - 70..<n), heads: 3, kvHeads: 1, headDim: 64)
+        }
         return checks
     }
 

@@ -1,0 +1,122 @@
+import Foundation
+import Models
+import XCTest
+
+@testable import CUDA
+@testable import GPUModel
+
+/// The GPU layer's parts that need no GPU: kernel source rules, launch-configuration math, the kernel cache key, the
+/// launch-attribute layout handed to the driver, and the errors for a missing library.
+final class GPUKernelSourceTests: XCTestCase {
+    let source = GPUKernels.source
+
+    /// Every kernel the Swift side looks up is defined in the source (directly or by one of its entry macros).
+    func testEveryNamedKernelIsDefined() {
+        XCTAssertEqual(Set(GPUKernels.names).count, GPUKernels.names.count, "kernel names are unique")
+        for name in GPUKernels.names {
+            let direct = source.contains("void \(name)(") || source.contains("MMA_ENTRY(\(name),")
+            let wide = name.hasSuffix("_wide") && source.contains("FUSED_GEMVS(_wide")
+                && source.contains("void \(name.dropLast(5))##SUFFIX(")
+            let narrow = source.contains("FUSED_GEMVS(, ") && source.contains("void \(name)##SUFFIX(")
+            XCTAssertTrue(direct || wide || narrow, "\(name) is not defined in the kernel source")
+        }
+    }
+
+    /// Every kernel waits for the previous one (programmatic dependent launch) before it reads its inputs: a plain
+    /// kernel's first statement is pdl_wait(); the GEMV and tensor-core attention bodies wait themselves.
+    func testEveryKernelWaitsForThePreviousOne() throws {
+        let definition = try NSRegularExpression(pattern: #"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\([^)]*\)\s*\{\s*(?:extern __shared__[^;]*;\s*)?([^;]*);"#)
+        let matches = definition.matches(in: source, range: NSRange(source.startIndex..., in: source))
+        XCTAssertGreaterThan(matches.count, 15)
+        for match in matches {
+            let name = String(source[Range(match.range(at: 1), in: source)!])
+            let first = String(source[Range(match.range(at: 2), in: source)!])
+            if name == "spin" { continue }  // reads nothing
+            let waits = first == "pdl_wait()" || first.contains("gemv_core") || first.hasPrefix("int t0 = blockIdx.y")
+                || first.contains("ResidualOut") || first.contains("StoreOut") || first.contains("SwiGLUOut") || first.contains("RopeOut")
+            XCTAssertTrue(waits, "\(name) starts with `\(first)` instead of pdl_wait()")
+        }
+        for body in ["__device__ void gemv_core(", "__device__ void attention_mma("] {
+            let start = try XCTUnwrap(source.range(of: body))
+            let head = source[start.upperBound...].prefix(1200)
+            XCTAssertTrue(head.contains("pdl_wait();"), "\(body) must wait before reading its inputs")
+        }
+    }
+
+    /// Which prefill attention kernel runs, with how many threads and query heads per block.
+    func testFlashKernelChoice() {
+        let llama1B = GPULlama.flashKernel(headDim: 64, heads: 32, kvHeads: 8, gemmBytes: 2)
+        XCTAssertEqual(llama1B.name, "attention_mma64_2")
+        XCTAssertEqual(llama1B.threads, 256)
+        XCTAssertEqual(llama1B.headsPerBlock, 2)
+        let qwen7B = GPULlama.flashKernel(headDim: 128, heads: 28, kvHeads: 4, gemmBytes: 2)  // 7 query heads per K/V head
+        XCTAssertEqual(qwen7B.name, "attention_mma128")
+        XCTAssertEqual(qwen7B.threads, 128)
+        XCTAssertEqual(qwen7B.headsPerBlock, 1)
+        let fp32 = GPULlama.flashKernel(headDim: 64, heads: 32, kvHeads: 8, gemmBytes: 4)
+        XCTAssertEqual(fp32.name, "attention_flash")
+        XCTAssertEqual(fp32.sharedBytes, GPULlama.flashSharedBytes(headDim: 64))
+        XCTAssertEqual(GPULlama.flashKernel(headDim: 96, heads: 8, kvHeads: 8, gemmBytes: 2).name, "attention_flash")
+    }
+
+    /// attention_decode's shared memory: K (padded by one float per row) and V of a 64-key split, the query heads of
+    /// one K/V head, their scores, max and sum; within the 227 KiB an H100 block may opt into for Llama shapes.
+    func testDecodeAttentionSharedMemory() {
+        XCTAssertEqual(GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64), (64 * 65 + 64 * 64 + 4 * 64 + 4 * 64 + 8) * 4)
+        XCTAssertLessThanOrEqual(GPULlama.decodeAttentionSharedBytes(heads: 64, kvHeads: 8, headDim: 128), 227 << 10)
+    }
+
+    /// The fused decode GEMVs run for up to 8 rows whose normalized copies fit the shared memory opted into.
+    func testFusedGEMVLimits() throws {
+        var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
+        config.hiddenSize = 2048; config.ffnSize = 8192; config.heads = 32; config.headDim = 64
+        XCTAssertTrue(GPULlama.fusedGEMVFits(rows: 1, config: config, gemmBytes: 2))
+        XCTAssertTrue(GPULlama.fusedGEMVFits(rows: 8, config: config, gemmBytes: 4))  // 64 KiB of fp32 rows
+        XCTAssertFalse(GPULlama.fusedGEMVFits(rows: 9, config: config, gemmBytes: 2))
+        config.hiddenSize = 8192
+        XCTAssertFalse(GPULlama.fusedGEMVFits(rows: 8, config: config, gemmBytes: 2))  // 128 KiB > 96 KiB
+        XCTAssertTrue(GPULlama.fusedGEMVFits(rows: 4, config: config, gemmBytes: 2))
+        config.hiddenSize = 2052
+        XCTAssertFalse(GPULlama.fusedGEMVFits(rows: 1, config: config, gemmBytes: 2))  // 16-byte loads need multiples of 8
+    }
+
+    /// Cubins are cached by source, architecture and options.
+    func testKernelCacheKey() {
+        let key = GPUContext.cacheKey(source: "a", arch: 90, options: ["--fmad=false"])
+        XCTAssertEqual(key.count, 64)
+        XCTAssertEqual(key, GPUContext.cacheKey(source: "a", arch: 90, options: ["--fmad=false"]))
+        XCTAssertNotEqual(key, GPUContext.cacheKey(source: "b", arch: 90, options: ["--fmad=false"]))
+        XCTAssertNotEqual(key, GPUContext.cacheKey(source: "a", arch: 80, options: ["--fmad=false"]))
+        XCTAssertNotEqual(key, GPUContext.cacheKey(source: "a", arch: 90, options: ["--fmad=false", "-DGEMM_FP32"]))
+    }
+
+    /// The CUlaunchConfig + CUlaunchAttribute bytes given to cuLaunchKernelEx, at the driver header's offsets.
+    func testDependentLaunchConfigLayout() {
+        let stream = OpaquePointer(bitPattern: 0x1234_5678)
+        let result = GPUContext.withDependentLaunchConfig(grid: (7, 2, 1), block: (256, 1, 1), sharedBytes: 4096, stream: stream) { config in
+            XCTAssertEqual((0..<7).map { config.load(fromByteOffset: 4 * $0, as: UInt32.self) }, [7, 2, 1, 256, 1, 1, 4096])
+            XCTAssertEqual(config.load(fromByteOffset: 32, as: UInt.self), 0x1234_5678)
+            let attributes = config.load(fromByteOffset: 40, as: UnsafeRawPointer.self)
+            XCTAssertEqual(attributes, config + 56)
+            XCTAssertEqual(config.load(fromByteOffset: 48, as: UInt32.self), 1)
+            XCTAssertEqual(attributes.load(as: Int32.self), 6)  // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+            XCTAssertEqual(attributes.load(fromByteOffset: 8, as: Int32.self), 1)
+            return 42
+        }
+        XCTAssertEqual(result, 42)
+    }
+
+    /// A missing library is an error naming what was looked for and where.
+    func testMissingLibraryIsNamed() {
+        XCTAssertThrowsError(try DynamicLibrary(names: ["libswiftwise-no-such-library.so.7"], what: "the test library")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("the test library not found"), text)
+            XCTAssertTrue(text.contains("libswiftwise-no-such-library.so.7"), text)
+        }
+    }
+
+    static func fixture(_ path: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/\(path)").path
+    }
+}
