@@ -27,21 +27,21 @@ extension GPUKernels {
     #endif
 
     template <int AHEAD, int NOUT>
-    __device__ __forceinline__ void gemv_load(const gemm_t* const (&w)[NOUT], int base, int inputs, uint4 (&wv)[NOUT][AHEAD]) {
+    __device__ __forceinline__ void gemv_load(const gemm_t* const (&w)[NOUT], int base, int step, int inputs, uint4 (&wv)[NOUT][AHEAD]) {
         #pragma unroll
         for (int u = 0; u < AHEAD; u++) {
-            int i = base + u * 32 * GEMV_VEC;
+            int i = base + u * step;
             #pragma unroll
             for (int n = 0; n < NOUT; n++) if (i < inputs) wv[n][u] = *(const uint4*)(w[n] + i);
         }
     }
 
     template <int AHEAD, int NOUT>
-    __device__ __forceinline__ void gemv_accumulate(const uint4 (&wv)[NOUT][AHEAD], const gemm_t* x, int rows, int base, int inputs,
-                                                    float (&acc)[NOUT][GEMV_ROWS]) {
+    __device__ __forceinline__ void gemv_accumulate(const uint4 (&wv)[NOUT][AHEAD], const gemm_t* x, int rows, int base, int step,
+                                                    int inputs, float (&acc)[NOUT][GEMV_ROWS]) {
         #pragma unroll
         for (int u = 0; u < AHEAD; u++) {
-            int i = base + u * 32 * GEMV_VEC;
+            int i = base + u * step;
             if (i >= inputs) break;
             #pragma unroll
             for (int n = 0; n < NOUT; n++) {
@@ -73,22 +73,26 @@ extension GPUKernels {
         }
     }
 
-    // One warp per unit (NOUT rows of W: unit → out.row(unit, n)); blocks of 8 warps. NORM: x is fp32 and normalized
-    // by the prologue into dynamic shared memory (rows × inputs GEMM elements); else x is GEMM elements.
-    // The first AHEAD chunks of W are loaded before waiting for the previous kernel (programmatic dependent launch):
-    // weights never depend on it.
+    // ks warps per unit (NOUT rows of W: unit → out.row(unit, n)), each over every ks-th 16-byte chunk of a lane's
+    // inputs; blocks of 8 warps; ks in 1, 2, 4, 8. The caller derives ks from the weight matrix's shape alone
+    // (GPUGemm.split), so an output's arithmetic never depends on the row count or on which kernel runs it; it
+    // multiplies the warps of the small matrices, which otherwise leave most of the SMs' warp slots empty. NORM: x is fp32 and normalized by the prologue into dynamic shared
+    // memory (rows × inputs GEMM elements); else x is GEMM elements. The first AHEAD chunks of W are loaded before
+    // waiting for the previous kernel (programmatic dependent launch): weights never depend on it.
     template <int AHEAD, int NOUT, bool NORM, class Out>
     __device__ void gemv_core(const void* xin, const int* row_index, const float* nw, float eps, const gemm_t* w, int rows,
-                              int inputs, int units, const Out& out) {
+                              int inputs, int units, int ks, const Out& out) {
         extern __shared__ __align__(16) unsigned char gemv_shared[];
-        int unit = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+        __shared__ float parts[8][NOUT][GEMV_ROWS];
+        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        int unit = blockIdx.x * (8 / ks) + warp / ks, part = warp % ks, step = 32 * GEMV_VEC * ks;
         bool active = unit < units;
         const gemm_t* wr[NOUT];
         #pragma unroll
         for (int n = 0; n < NOUT; n++) wr[n] = w + (long)(active ? out.row(unit, n) : 0) * inputs;
         uint4 wv[NOUT][AHEAD];
-        int base = lane * GEMV_VEC;
-        if (active) gemv_load<AHEAD, NOUT>(wr, base, inputs, wv);
+        int base = (part * 32 + lane) * GEMV_VEC;
+        if (active) gemv_load<AHEAD, NOUT>(wr, base, step, inputs, wv);
         pdl_wait();
         pdl_trigger();
         const gemm_t* x = (const gemm_t*)xin;
@@ -96,30 +100,40 @@ extension GPUKernels {
             stage_normalized((const float*)xin, row_index, nw, eps, rows, inputs, (gemm_t*)gemv_shared);
             x = (const gemm_t*)gemv_shared;
         }
-        if (!active) return;
         float acc[NOUT][GEMV_ROWS];
         #pragma unroll
         for (int n = 0; n < NOUT; n++)
             #pragma unroll
             for (int t = 0; t < GEMV_ROWS; t++) acc[n][t] = 0.f;
-        for (;;) {
-            gemv_accumulate<AHEAD, NOUT>(wv, x, rows, base, inputs, acc);
-            base += 32 * GEMV_VEC * AHEAD;
+        while (active && base < inputs) {
+            gemv_accumulate<AHEAD, NOUT>(wv, x, rows, base, step, inputs, acc);
+            base += step * AHEAD;
             if (base >= inputs) break;
-            gemv_load<AHEAD, NOUT>(wr, base, inputs, wv);
+            gemv_load<AHEAD, NOUT>(wr, base, step, inputs, wv);
         }
+        // Warp sums, then the unit's KSPLIT warp sums added in part order by its first warp.
         #pragma unroll
         for (int t = 0; t < GEMV_ROWS; t++) {
             if (t < rows) {
-                float s[NOUT];
                 #pragma unroll
                 for (int n = 0; n < NOUT; n++) {
-                    s[n] = acc[n][t];
+                    float s = acc[n][t];
                     #pragma unroll
-                    for (int off = 16; off > 0; off >>= 1) s[n] += __shfl_xor_sync(0xffffffff, s[n], off);
+                    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffff, s, off);
+                    if (lane == 0) parts[warp][n][t] = s;
                 }
-                if (lane == 0) out.store(unit, t, s);
             }
+        }
+        __syncthreads();
+        if (!active || part != 0 || lane != 0) return;
+        for (int t = 0; t < rows; t++) {
+            float s[NOUT];
+            #pragma unroll
+            for (int n = 0; n < NOUT; n++) {
+                s[n] = parts[warp][n][t];
+                for (int p = 1; p < ks; p++) s[n] += parts[warp + p][n][t];
+            }
+            out.store(unit, t, s);
         }
     }
 
@@ -171,15 +185,15 @@ extension GPUKernels {
     extern "C" {
     // Plain GEMV over any number of rows, GEMV_ROWS per blockIdx.y. Few rows: more of W in flight per lane; many rows
     // (batch-invariant mode): fewer registers, more warps (same arithmetic).
-    __global__ void gemv(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
+    __global__ void gemv(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs, int ks) {
         int t0 = blockIdx.y * GEMV_ROWS;
         StoreOut out = {y + (long)t0 * outputs, outputs};
-        gemv_core<4, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, out);
+        gemv_core<4, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, ks, out);
     }
-    __global__ void gemv_rows(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs) {
+    __global__ void gemv_rows(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs, int ks) {
         int t0 = blockIdx.y * GEMV_ROWS;
         StoreOut out = {y + (long)t0 * outputs, outputs};
-        gemv_core<1, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, out);
+        gemv_core<1, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, ks, out);
     }
     }  // extern "C"
 
@@ -187,28 +201,28 @@ extension GPUKernels {
     // bytes in flight per warp, more registers, fewer resident warps). Same arithmetic.
     #define FUSED_GEMVS(SUFFIX, A) \
     /* x[t] += x_in[t]·Wᵀ (o and down projections of a decode step). */ \
-    extern "C" __global__ void gemv_residual##SUFFIX(const gemm_t* x_in, const gemm_t* w, float* x, int rows, int inputs, int outputs) { \
+    extern "C" __global__ void gemv_residual##SUFFIX(const gemm_t* x_in, const gemm_t* w, float* x, int rows, int inputs, int outputs, int ks) { \
         ResidualOut out = {x, outputs}; \
-        gemv_core<A, 1, false>(x_in, nullptr, nullptr, 0.f, w, rows, inputs, outputs, out); \
+        gemv_core<A, 1, false>(x_in, nullptr, nullptr, 0.f, w, rows, inputs, outputs, ks, out); \
     } \
     /* logits[t] = rmsnorm(x[row_index[t]])·Wᵀ (the vocabulary projection of the selected rows). */ \
     extern "C" __global__ void gemv_norm##SUFFIX(const float* x, const int* row_index, const float* nw, float eps, const gemm_t* w, \
-                                                 float* y, int rows, int inputs, int outputs) { \
+                                                 float* y, int rows, int inputs, int outputs, int ks) { \
         StoreOut out = {y, outputs}; \
-        gemv_core<A, 1, true>(x, row_index, nw, eps, w, rows, inputs, outputs, out); \
+        gemv_core<A, 1, true>(x, row_index, nw, eps, w, rows, inputs, outputs, ks, out); \
     } \
     /* act[t] = swiglu(rmsnorm(x[t])·[gate|up]ᵀ). */ \
     extern "C" __global__ void gemv_norm_swiglu##SUFFIX(const float* x, const float* nw, float eps, const gemm_t* w, gemm_t* act, \
-                                                        int rows, int inputs, int F) { \
+                                                        int rows, int inputs, int F, int ks) { \
         SwiGLUOut out = {act, F}; \
-        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, F, out); \
+        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, F, ks, out); \
     } \
     /* q, K/V cache slots = rope(rmsnorm(x[t])·[Q|K|V]ᵀ + bias). */ \
     extern "C" __global__ void gemv_norm_rope##SUFFIX(const float* x, const float* nw, float eps, const gemm_t* w, const float* bias, \
             float* q, float* kc, float* vc, const int* pos, const float* inv_freq, const int* row_block, const int* row_slot, int layer, \
-            int layers, int bs, int heads, int kvHeads, int hd, int rows, int inputs) { \
+            int layers, int bs, int heads, int kvHeads, int hd, int rows, int inputs, int ks) { \
         RopeOut out = {q, kc, vc, bias, pos, inv_freq, row_block, row_slot, layer, layers, bs, heads, kvHeads, hd}; \
-        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, (heads + 2 * kvHeads) * hd / 2, out); \
+        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, (heads + 2 * kvHeads) * hd / 2, ks, out); \
     }
     FUSED_GEMVS(, 4)
     FUSED_GEMVS(_wide, 8)

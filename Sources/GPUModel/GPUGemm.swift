@@ -15,18 +15,30 @@ public struct GPUGemm {
     /// Rows per GEMV block (the kernel's GEMV_ROWS).
     static let gemvRows = 8
 
+    /// Warps per output of the GEMV kernels for a weight matrix of `outputs` × `inputs`: its shape alone decides, so
+    /// an output's arithmetic is the same in every GEMV kernel (fused or not) and at every row count. Wide inputs and
+    /// few outputs get more warps per output (the small matrices of a decode step otherwise fill a quarter of the
+    /// warp slots); matrices of 16k rows and more have warps enough (splitting cost them time on the H100).
+    public static func split(inputs: Int, outputs: Int) -> Int {
+        outputs >= 16384 ? 1 : inputs >= 8192 ? 8 : inputs >= 4096 ? 4 : inputs >= 2048 ? 2 : 1
+    }
+
+    /// Blocks of 8 warps for `units` outputs (or output pairs) with `split` warps each.
+    public static func blocks(units: Int, split: Int) -> Int { (units * split + 7) / 8 }
+
     func usesGEMV(rows: Int, inputs: Int) -> Bool {
         (rows <= Self.gemvRows || batchInvariant) && inputs % 8 == 0
     }
 
     func run(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
         if usesGEMV(rows: rows, inputs: inputs) {
-            // One warp per output, 8 per block; `gemv` keeps more of W in flight, `gemv_rows` uses fewer registers
+            let split = Self.split(inputs: inputs, outputs: outputs)
+            // `split` warps per output, 8 per block; `gemv` keeps more of W in flight, `gemv_rows` uses fewer registers
             // (same arithmetic).
             try gpu.launch(functions[rows <= 2 ? "gemv" : "gemv_rows"]!,
-                           grid: (UInt32((outputs + 7) / 8), UInt32((rows + Self.gemvRows - 1) / Self.gemvRows), 1), block: (256, 1, 1),
-                           [.pointer(x), .pointer(w), .pointer(y), .int32(Int32(rows)), .int32(Int32(inputs)), .int32(Int32(outputs))],
-                           name: "gemv")
+                           grid: (UInt32(Self.blocks(units: outputs, split: split)), UInt32((rows + Self.gemvRows - 1) / Self.gemvRows), 1), block: (256, 1, 1),
+                           [.pointer(x), .pointer(w), .pointer(y), .int32(Int32(rows)), .int32(Int32(inputs)), .int32(Int32(outputs)),
+                            .int32(Int32(split))], name: "gemv")
             return
         }
         try Self.cublas(gpu, x, w, y, rows: rows, inputs: inputs, outputs: outputs, elementBytes: elementBytes)

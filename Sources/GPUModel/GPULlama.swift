@@ -348,7 +348,7 @@ public final class GPULlama: @unchecked Sendable {
         try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
         for (l, w) in layers.enumerated() {
             if fused {  // RMSNorm, the QKV GEMV, bias, RoPE and the KV-cache write in one launch
-                try fusedGEMV("gemv_norm_rope", units: (QD + 2 * KV) / 2, rows: T, normInputs: D,
+                try fusedGEMV("gemv_norm_rope", units: (QD + 2 * KV) / 2, rows: T, matrixRows: QD + 2 * KV, inputs: D, normInputs: D,
                               [.pointer(x), .pointer(w.attnNorm), .float(c.rmsEps), .pointer(w.wqkv), .pointer(w.bqkv ?? 0), .pointer(q),
                                .pointer(kCache), .pointer(vCache), .pointer(pPos), .pointer(inverseFrequencies), .pointer(pBlock),
                                .pointer(pSlot), .int32(Int32(l))] + ropeDims + [.int32(Int32(T)), .int32(Int32(D))])
@@ -367,12 +367,12 @@ public final class GPULlama: @unchecked Sendable {
             }
             try attention(T: T, layer: l, shape: shape, p)
             if fused {  // o projection + residual, RMSNorm + gate|up + SwiGLU, down projection + residual
-                try fusedGEMV("gemv_residual", units: D, rows: T, normInputs: nil,
+                try fusedGEMV("gemv_residual", units: D, rows: T, matrixRows: D, inputs: QD, normInputs: nil,
                               [.pointer(attnB), .pointer(w.wo), .pointer(x), .int32(Int32(T)), .int32(Int32(QD)), .int32(Int32(D))])
-                try fusedGEMV("gemv_norm_swiglu", units: F, rows: T, normInputs: D,
+                try fusedGEMV("gemv_norm_swiglu", units: F, rows: T, matrixRows: 2 * F, inputs: D, normInputs: D,
                               [.pointer(x), .pointer(w.ffnNorm), .float(c.rmsEps), .pointer(w.wGateUp), .pointer(act), .int32(Int32(T)),
                                .int32(Int32(D)), .int32(Int32(F))])
-                try fusedGEMV("gemv_residual", units: D, rows: T, normInputs: nil,
+                try fusedGEMV("gemv_residual", units: D, rows: T, matrixRows: D, inputs: F, normInputs: nil,
                               [.pointer(act), .pointer(w.wDown), .pointer(x), .int32(Int32(T)), .int32(Int32(F)), .int32(Int32(D))])
                 continue
             }
@@ -388,7 +388,7 @@ public final class GPULlama: @unchecked Sendable {
         }
         guard rows > 0 else { return }
         if fusesDecode(rows: rows) {  // final RMSNorm of the selected rows + vocabulary projection
-            try fusedGEMV("gemv_norm", units: V, rows: rows, normInputs: D,
+            try fusedGEMV("gemv_norm", units: V, rows: rows, matrixRows: V, inputs: D, normInputs: D,
                           [.pointer(x), .pointer(pSelected), .pointer(outputNorm), .float(c.rmsEps), .pointer(output), .pointer(logits),
                            .int32(Int32(rows)), .int32(Int32(D)), .int32(Int32(V))])
             return
@@ -417,11 +417,14 @@ public final class GPULlama: @unchecked Sendable {
 
     /// A fused GEMV: one warp per unit (an output, or a pair of outputs for SwiGLU and RoPE), 8 warps per block;
     /// `normInputs` rows of that width are staged in dynamic shared memory.
-    private func fusedGEMV(_ base: String, units: Int, rows: Int, normInputs: Int?, _ args: [KernelArgument]) throws {
+    /// `matrixRows` × `inputs` is the weight matrix's shape, which decides the warps per output (`GPUGemm.split`).
+    private func fusedGEMV(_ base: String, units: Int, rows: Int, matrixRows: Int, inputs: Int, normInputs: Int?,
+                           _ args: [KernelArgument]) throws {
+        let split = GPUGemm.split(inputs: inputs, outputs: matrixRows)
         let name = wideGEMV ? base + "_wide" : base
         try timed("\(name) \(rows) rows, \(units) units") {
-            try gpu.launch(functions[name]!, grid: (UInt32((units + 7) / 8), 1, 1), block: (256, 1, 1),
-                           sharedBytes: UInt32((normInputs ?? 0) * rows * gemmBytes), args, name: name)
+            try gpu.launch(functions[name]!, grid: (UInt32(GPUGemm.blocks(units: units, split: split)), 1, 1), block: (256, 1, 1),
+                           sharedBytes: UInt32((normInputs ?? 0) * rows * gemmBytes), args + [.int32(Int32(split))], name: name)
         }
     }
 

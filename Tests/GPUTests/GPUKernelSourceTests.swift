@@ -80,6 +80,19 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertFalse(GPULlama.fusedGEMVFits(rows: 1, config: config, gemmBytes: 2))  // 16-byte loads need multiples of 8
     }
 
+    /// The GEMV's warps per output: decided by the weight matrix's shape alone (so fused and separate kernels agree).
+    func testGEMVSplit() {
+        XCTAssertEqual(GPUGemm.split(inputs: 2048, outputs: 3072), 2)     // QKV
+        XCTAssertEqual(GPUGemm.split(inputs: 2048, outputs: 2048), 2)     // o
+        XCTAssertEqual(GPUGemm.split(inputs: 8192, outputs: 2048), 8)     // down
+        XCTAssertEqual(GPUGemm.split(inputs: 2048, outputs: 16384), 1)    // gate|up
+        XCTAssertEqual(GPUGemm.split(inputs: 2048, outputs: 128256), 1)   // vocabulary
+        XCTAssertEqual(GPUGemm.split(inputs: 512, outputs: 64), 1)
+        XCTAssertEqual(GPUGemm.blocks(units: 2048, split: 8), 2048)
+        XCTAssertEqual(GPUGemm.blocks(units: 5, split: 1), 1)
+        XCTAssertTrue(source.contains("int unit = blockIdx.x * (8 / ks) + warp / ks, part = warp % ks"))
+    }
+
     /// Cubins are cached by source, architecture and options.
     func testKernelCacheKey() {
         let key = GPUContext.cacheKey(source: "a", arch: 90, options: ["--fmad=false"])
