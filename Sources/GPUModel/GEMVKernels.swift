@@ -197,8 +197,8 @@ extension GPUKernels {
     }
     }  // extern "C"
 
-    // The fused forms in two widths: A chunks of W in flight per lane and output row, and twice that (_wide: more
-    // bytes in flight per warp, more registers, fewer resident warps). Same arithmetic.
+    // The fused forms, A chunks of W in flight per lane and output row. (Twice that was slower on the H100: more
+    // registers, fewer resident warps.)
     #define FUSED_GEMVS(SUFFIX, A) \
     /* x[t] += x_in[t]·Wᵀ (o and down projections of a decode step). */ \
     extern "C" __global__ void gemv_residual##SUFFIX(const gemm_t* x_in, const gemm_t* w, float* x, int rows, int inputs, int outputs, int ks) { \
@@ -225,7 +225,6 @@ extension GPUKernels {
         gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, (heads + 2 * kvHeads) * hd / 2, ks, out); \
     }
     FUSED_GEMVS(, 4)
-    FUSED_GEMVS(_wide, 8)
 
     """#
 }

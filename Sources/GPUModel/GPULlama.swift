@@ -87,13 +87,12 @@ public final class GPULlama: @unchecked Sendable {
     public var measureStepGPUTime = false
     public var stepGPUSeconds = 0.0
     private lazy var stepEvents: (OpaquePointer, OpaquePointer)? = try? (gpu.makeEvent(), gpu.makeEvent())
-    private var profileEvents: [OpaquePointer] = []
-    private var profileMarks: [(name: String, start: Int, end: Int)] = []
+    var profileEvents: [OpaquePointer] = []
+    var profileMarks: [(name: String, start: Int, end: Int)] = []
+    var profileUsed = 0
     static let maxGraphs = 64
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
-    /// The fused GEMVs keep twice the weight bytes in flight per lane (`SWIFTWISE_GEMV_WIDE=1`).
-    public var wideGEMV = ProcessInfo.processInfo.environment["SWIFTWISE_GEMV_WIDE"] == "1"
 
     /// Loads `checkpoint` onto the device and allocates a KV cache of `numBlocks` × `blockSize` tokens.
     /// Element size of weights and GEMM inputs: 2 (bf16) or 4 (fp32, the exactness check mode).
@@ -209,7 +208,7 @@ public final class GPULlama: @unchecked Sendable {
         hostMeta = try gpu.allocateHost(intCapacity * 4)
         hostLogits = try gpu.allocateHost(Self.pinnedLogitRows * c.vocabSize * 4)
         try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * Self.attentionSplit * c.headDim * 4)
-        for name in ["gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope", "gemv_norm_wide", "gemv_norm_swiglu_wide", "gemv_norm_rope_wide"] {
+        for name in ["gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope"] {
             try gpu.allowSharedMemory(functions[name]!, bytes: Self.fusedSharedLimit)
         }
         if c.headDim % 32 == 0 && c.headDim <= 128 {
@@ -295,7 +294,7 @@ public final class GPULlama: @unchecked Sendable {
         if measureStepGPUTime, let (start, _) = stepEvents { try gpu.record(start) }
         if useGraphs && decodeOnly && profile == nil, case .split(let splits) = shape {
             // Fusion and dependent launch are part of what was recorded.
-            let key = T << 32 | splits << 3 | (wideGEMV ? 4 : 0) | (fusedDecode ? 2 : 0) | (gpu.dependentLaunch ? 1 : 0)
+            let key = T << 32 | splits << 2 | (fusedDecode ? 2 : 0) | (gpu.dependentLaunch ? 1 : 0)
             if graphs[key] == nil && graphs.count < Self.maxGraphs {
                 graphs[key] = try gpu.capture { try encode(T: T, rows: rows, attention: shape, pointers) }
             }
@@ -418,10 +417,9 @@ public final class GPULlama: @unchecked Sendable {
     /// A fused GEMV: one warp per unit (an output, or a pair of outputs for SwiGLU and RoPE), 8 warps per block;
     /// `normInputs` rows of that width are staged in dynamic shared memory.
     /// `matrixRows` × `inputs` is the weight matrix's shape, which decides the warps per output (`GPUGemm.split`).
-    private func fusedGEMV(_ base: String, units: Int, rows: Int, matrixRows: Int, inputs: Int, normInputs: Int?,
+    private func fusedGEMV(_ name: String, units: Int, rows: Int, matrixRows: Int, inputs: Int, normInputs: Int?,
                            _ args: [KernelArgument]) throws {
         let split = GPUGemm.split(inputs: inputs, outputs: matrixRows)
-        let name = wideGEMV ? base + "_wide" : base
         try timed("\(name) \(rows) rows, \(units) units") {
             try gpu.launch(functions[name]!, grid: (UInt32(GPUGemm.blocks(units: units, split: split)), 1, 1), block: (256, 1, 1),
                            sharedBytes: UInt32((normInputs ?? 0) * rows * gemmBytes), args + [.int32(Int32(split))], name: name)
@@ -465,42 +463,6 @@ public final class GPULlama: @unchecked Sendable {
         }
     }
 
-    private func timed(_ name: @autoclosure () -> String, _ body: () throws -> Void) throws {
-        guard profile != nil else { return try body() }
-        let start = try profileEvent()
-        try body()
-        profileMarks.append((name(), start, try profileEvent()))
-    }
-
-    /// Records the next event of the profile's pool (created on first use) and returns its index.
-    private func profileEvent() throws -> Int {
-        let next = profileUsed
-        if next == profileEvents.count { profileEvents.append(try gpu.makeEvent()) }
-        try gpu.record(profileEvents[next])
-        profileUsed += 1
-        return next
-    }
-    private var profileUsed = 0
-
-    /// Starts a profiled step: the spin kernel first (about 20 ms of GPU clock), then a step-start event.
-    private func beginProfiledStep() throws {
-        profileUsed = 0
-        profileMarks = []
-        try gpu.launch(functions["spin"]!, grid: (1, 1, 1), block: (1, 1, 1), [.int64(40_000_000)], name: "spin")
-    }
-
-    /// After the step's final synchronization: event times into `profile`.
-    private func endProfiledStep() throws {
-        guard let first = profileMarks.first, let last = profileMarks.last else { return }
-        var totals = profile ?? [:]
-        for mark in profileMarks + [(name: "step", start: first.start, end: last.end)] {
-            let seconds = try gpu.seconds(from: profileEvents[mark.start], to: profileEvents[mark.end])
-            let entry = totals[mark.name, default: (0, 0)]
-            totals[mark.name] = (entry.calls + 1, entry.seconds + seconds)
-        }
-        profile = totals
-    }
-
     private func launch(_ name: String, grid: Int, block: Int, _ args: [KernelArgument]) throws {
         try timed(name) { try gpu.launch(functions[name]!, grid: (UInt32(grid), 1, 1), block: (UInt32(block), 1, 1), args, name: name) }
     }
@@ -523,32 +485,6 @@ public final class GPULlama: @unchecked Sendable {
     private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
         try timed("\(gemms.usesGEMV(rows: rows, inputs: inputs) ? "gemv" : "gemm") \(rows)×\(inputs)·\(inputs)×\(outputs)") {
             try gemms.run(x, w, y, rows: rows, inputs: inputs, outputs: outputs)
-        }
-    }
-}
-
-extension GPULlama: ForwardBackend {
-    public func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
-        try transfer(blockTable: blockTable, range: range, buffer: buffer, bufferTokens: range.count, bufferOffset: 0, toDevice: false)
-    }
-
-    public func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws {
-        try transfer(blockTable: blockTable, range: range, buffer: UnsafeMutablePointer(mutating: buffer), bufferTokens: bufferTokens,
-                     bufferOffset: bufferOffset, toDevice: true)
-    }
-
-    /// One copy per run of consecutive slots in a block, per layer and side: the CPU cache's layout rule.
-    private func transfer(blockTable: [Int], range: Range<Int>, buffer: UnsafeMutablePointer<Float>, bufferTokens: Int, bufferOffset: Int,
-                          toDevice: Bool) throws {
-        try gpu.makeCurrent()
-        let layout = PagedLayout(layers: config.layers, blockSize: blockSize, kvDim: config.kvDim)
-        try layout.forEachRun(blockTable: blockTable, range: range, bufferTokens: bufferTokens, bufferOffset: bufferOffset) { side, at, flatAt, count in
-            let device = (side == 0 ? kCache : vCache) + UInt64(at * 4)
-            if toDevice {
-                try gpu.upload(buffer + flatAt, bytes: count * 4, to: device)
-            } else {
-                try gpu.download(device, bytes: count * 4, into: buffer + flatAt)
-            }
         }
     }
 }

@@ -5,11 +5,12 @@ enum GPUKernels {
     static let names = ["embed", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
-                        "gemv_norm_rope", "gemv_residual_wide", "gemv_norm_wide", "gemv_norm_swiglu_wide", "gemv_norm_rope_wide", "residual_add", "swiglu_bf16", "gather_rows", "spin"]
+                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "gather_rows", "spin"]
 
-    /// The whole module: the shared prelude, then the per-row kernels, attention (AttentionKernels.swift) and the
-    /// GEMV (GEMVKernels.swift).
-    static let source = prelude + rowKernels + attentionSource + gemvSource
+    /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
+    /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift)
+    /// and the GEMVs (GEMVKernels.swift).
+    static let source = prelude + rowKernels + attentionSource + defaultModeAttentionSource + gemvSource
 
     /// bf16 conversions, the GEMM element type, constants.
     static let prelude = #"""

@@ -150,10 +150,6 @@ struct GPUCheckCommand: ParsableCommand {
         let separate = try decodeRate(batch: 1, prompt: 512, steps: 256)
         llama.fusedDecode = true
         llama.gpu.dependentLaunch = dependentLaunch
-        let wide = llama.wideGEMV
-        llama.wideGEMV = !wide
-        let otherWidth = try decodeRate(batch: 1, prompt: 512, steps: 256)
-        llama.wideGEMV = wide
         let one = try decodeRate(batch: 1, prompt: 512, steps: 256)
         llama.measureStepGPUTime = true
         llama.stepGPUSeconds = 0
@@ -175,7 +171,6 @@ struct GPUCheckCommand: ParsableCommand {
                      one, one * Double(llama.weightBytes) / 1e9, 100 * one * Double(llama.weightBytes) / 1e9 / bandwidth, bandwidth))
         print(String(format: "decode batch 1 %@ programmatic dependent launch: %.1f tok/s; with the separate (unfused) kernels: %.1f tok/s",
                      dependentLaunch ? "without" : "with", otherPDL, separate))
-        print(String(format: "decode batch 1 with the %@ fused GEMVs: %.1f tok/s", wide ? "narrow" : "wide", otherWidth))
         print(String(format: "decode batch 1 step: %.3f ms of GPU time (events around the step's kernels) of %.3f ms wall (%.1f tok/s in that run)",
                      gpuPerStep * 1000, 1000 / measured, measured))
         print(String(format: "decode batch 32: %.1f tok/s", many))
@@ -184,7 +179,6 @@ struct GPUCheckCommand: ParsableCommand {
         out["decode_batch32_tok_s"] = many
         out["decode_batch1_\(dependentLaunch ? "without" : "with")_pdl_tok_s"] = otherPDL
         out["decode_batch1_gpu_ms_per_step"] = gpuPerStep * 1000
-        out["decode_batch1_\(wide ? "narrow" : "wide")_gemv_tok_s"] = otherWidth
         out["decode_batch1_separate_kernels_tok_s"] = separate
         out["prefill_2048_ms"] = prefill * 1000
         out["prefill_tflops"] = flops / prefill / 1e12

@@ -15,10 +15,8 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertEqual(Set(GPUKernels.names).count, GPUKernels.names.count, "kernel names are unique")
         for name in GPUKernels.names {
             let direct = source.contains("void \(name)(") || source.contains("MMA_ENTRY(\(name),")
-            let wide = name.hasSuffix("_wide") && source.contains("FUSED_GEMVS(_wide")
-                && source.contains("void \(name.dropLast(5))##SUFFIX(")
-            let narrow = source.contains("FUSED_GEMVS(, ") && source.contains("void \(name)##SUFFIX(")
-            XCTAssertTrue(direct || wide || narrow, "\(name) is not defined in the kernel source")
+            let fused = source.contains("FUSED_GEMVS(, ") && source.contains("void \(name)##SUFFIX(")
+            XCTAssertTrue(direct || fused, "\(name) is not defined in the kernel source")
         }
     }
 

@@ -1,0 +1,258 @@
+extension GPUKernels {
+    /// The default mode's attention: one-launch GQA decode attention and tensor-core (mma.sync) flash attention for
+    /// prefill. Uses ATT_SPLIT and merge_split from `attentionSource`.
+    static let defaultModeAttentionSource = #"""
+    // Decode attention in the default mode: one block per (row, K/V head, split of ATT_SPLIT keys) for all G query heads
+    // of that K/V head. The split's K and V rows are staged in shared memory with one round of coalesced loads (not a
+    // dependent load per key), then scores (one thread per head and key), softmax (one warp per head) and P·V (one
+    // thread per head and dimension) run in parallel. Partials go to [row][head][split][hd + 2] as attention_split's;
+    // the last block of a (row, K/V head) to finish (a counter, reset by that block) merges them in split order and
+    // writes the output: one launch per layer. Dynamic shared memory: GPULlama.decodeAttentionSharedBytes.
+    extern "C" __global__ void attention_decode(const float* q, const float* kc, const float* vc, float* partials, int* counters, gemm_t* out,
+                                                const int* row_pos, const int* row_table, const int* tables, int layer, int layers, int bs,
+                                                int heads, int kvHeads, int hd, float scale, int max_splits) {
+        extern __shared__ float dsm[];
+        pdl_wait();
+        pdl_trigger();
+        int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, G = heads / kvHeads;
+        int n = row_pos[t] + 1, j0 = split * ATT_SPLIT;
+        if (j0 >= n) return;
+        int count = min(ATT_SPLIT, n - j0), splits = (n + ATT_SPLIT - 1) / ATT_SPLIT;
+        float* Ks = dsm;                              // [ATT_SPLIT][hd + 1]
+        float* Vs = Ks + ATT_SPLIT * (hd + 1);        // [ATT_SPLIT][hd]
+        float* Qs = Vs + ATT_SPLIT * hd;              // [G][hd]
+        float* P = Qs + G * hd;                       // [G][ATT_SPLIT]
+        float* ML = P + G * ATT_SPLIT;                // [G][2]: max, sum
+        int kvDim = kvHeads * hd, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        const int* table = tables + row_table[t];
+        for (int i = threadIdx.x; i < count * hd / 4; i += blockDim.x) {
+            int jj = i / (hd / 4), d = (i % (hd / 4)) * 4, j = j0 + jj;
+            long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+            float4 k4 = *(const float4*)(kc + at), v4 = *(const float4*)(vc + at);
+            float* kr = Ks + jj * (hd + 1) + d;
+            kr[0] = k4.x; kr[1] = k4.y; kr[2] = k4.z; kr[3] = k4.w;
+            *(float4*)(Vs + jj * hd + d) = v4;
+        }
+        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) Qs[i] = q[((long)t * heads + kvh * G) * hd + i];
+        __syncthreads();
+        for (int i = threadIdx.x; i < G * ATT_SPLIT; i += blockDim.x) {
+            int g = i / ATT_SPLIT, jj = i % ATT_SPLIT;
+            float s = NEG_INF;
+            if (jj < count) {
+                s = 0.f;
+                for (int d = 0; d < hd; d++) s += Qs[g * hd + d] * Ks[jj * (hd + 1) + d];
+                s *= scale;
+            }
+            P[i] = s;
+        }
+        __syncthreads();
+        for (int g = warp; g < G; g += blockDim.x >> 5) {
+            float a = P[g * ATT_SPLIT + lane], b = P[g * ATT_SPLIT + lane + 32];
+            float m = fmaxf(a, b);
+            for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, o));
+            a = expf(a - m); b = expf(b - m);
+            P[g * ATT_SPLIT + lane] = a; P[g * ATT_SPLIT + lane + 32] = b;
+            float l = a + b;
+            for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffff, l, o);
+            if (lane == 0) { ML[2 * g] = m; ML[2 * g + 1] = l; }
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+            int g = i / hd, d = i % hd;
+            float o = 0.f;
+            for (int jj = 0; jj < count; jj++) o += P[g * ATT_SPLIT + jj] * Vs[jj * hd + d];
+            float* part = partials + (((long)t * heads + kvh * G + g) * max_splits + split) * (hd + 2);
+            part[d] = o;
+            if (d == 0) { part[hd] = ML[2 * g]; part[hd + 1] = ML[2 * g + 1]; }
+        }
+        // The last block of this (row, K/V head) merges every split's partials.
+        __shared__ int last;
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int* counter = counters + t * kvHeads + kvh;
+            last = atomicAdd(counter, 1) == splits - 1;
+            if (last) *counter = 0;
+        }
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+            int g = i / hd, d = i % hd, h = kvh * G + g;
+            const float* p = partials + ((long)t * heads + h) * max_splits * (hd + 2);
+            float M = NEG_INF, L = 0.f, O = 0.f;
+            for (int sp = 0; sp < splits; sp++) {
+                const float* ps = p + sp * (hd + 2);
+                merge_split(M, L, O, __ldcg(ps + hd), __ldcg(ps + hd + 1), __ldcg(ps + d));
+            }
+            out[((long)t * heads + h) * hd + d] = to_gemm(O / L);
+        }
+    }
+
+    // Prefill attention on tensor cores (bf16 mode, default prefill): one block per (tile of 64 rows of one sequence,
+    // HPB query heads sharing one K/V head), 4 warps per head, each warp owning 16 rows. Per chunk of 64 keys, K and V
+    // are staged in shared memory as bf16 once for all HPB heads; S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16
+    // (bf16 in, fp32 accumulate) with P kept in registers (the score accumulators are the next MMA's A operand; V's
+    // B fragments come from ldmatrix.trans); online softmax in base 2 per row, the four lanes of a row combined with
+    // shuffles. Tiles run last first (the causal mask makes later tiles the longest). HD = head dim, 64 or 128.
+    #define MMA_ROWS 64
+    #define MMA_KEYS 64
+    #define MMA_PAD 8
+    __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+        return (unsigned)f2bf(lo) | ((unsigned)f2bf(hi) << 16);
+    }
+    __device__ __forceinline__ void mma_bf16(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+    // Four 8×8 bf16 matrices from shared memory, transposed: the B fragments (k = key, n = dim) of two 8-dim n-tiles
+    // of a row-major [key][dim] V chunk. Lanes 0-7 / 8-15 / 16-23 / 24-31 address rows k0..k0+7 / k0+8.. at dims n0,
+    // then the same at n0 + 8.
+    __device__ __forceinline__ void ldmatrix_x4_trans(const bf16* p, unsigned& b0, unsigned& b1, unsigned& b2, unsigned& b3) {
+        unsigned a = (unsigned)__cvta_generic_to_shared(p);
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(a));
+    }
+
+    template <int HD, int HPB>
+    __device__ void attention_mma(const float* q, const float* kc, const float* vc, gemm_t* out, const int* row_pos, const int* row_table,
+                                  const int* tables, const int* tiles, int layer, int layers, int bs, int heads, int kvHeads, float scale) {
+        __shared__ __align__(16) bf16 Ks[MMA_KEYS][HD + MMA_PAD];
+        __shared__ __align__(16) bf16 Vs[MMA_KEYS][HD + MMA_PAD];
+        pdl_wait();
+        pdl_trigger();
+        int tile = gridDim.x - 1 - blockIdx.x;
+        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+        int h = blockIdx.y * HPB + warp / 4, first = tiles[2 * tile], count = tiles[2 * tile + 1];
+        int kvh = h / (heads / kvHeads), kvDim = kvHeads * HD;
+        const int* table = tables + row_table[first];
+        int r0 = (warp % 4) * 16 + g, r1 = r0 + 8;
+        int pos0 = r0 < count ? row_pos[first + r0] : -1, pos1 = r1 < count ? row_pos[first + r1] : -1;
+        int warpMax = max(pos0, pos1);
+        for (int o = 16; o > 0; o >>= 1) warpMax = max(warpMax, __shfl_xor_sync(0xffffffff, warpMax, o));
+        int nMax = 0;
+        for (int r = 0; r < count; r++) nMax = max(nMax, row_pos[first + r] + 1);
+        // Q as A fragments, one per 16 dims: rows r0/r1, dims tig*2 (+1) and tig*2 + 8 (+9).
+        unsigned qa[HD / 16][4];
+        const float* q0 = q + ((long)(first + min(r0, count - 1)) * heads + h) * HD;
+        const float* q1 = q + ((long)(first + min(r1, count - 1)) * heads + h) * HD;
+        #pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            int d = kk * 16 + tig * 2;
+            qa[kk][0] = pack_bf16(q0[d], q0[d + 1]);
+            qa[kk][1] = pack_bf16(q1[d], q1[d + 1]);
+            qa[kk][2] = pack_bf16(q0[d + 8], q0[d + 9]);
+            qa[kk][3] = pack_bf16(q1[d + 8], q1[d + 9]);
+        }
+        float o[HD / 8][4];
+        #pragma unroll
+        for (int n = 0; n < HD / 8; n++) { o[n][0] = 0.f; o[n][1] = 0.f; o[n][2] = 0.f; o[n][3] = 0.f; }
+        float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f;
+        float scale2 = scale * 1.4426950408889634f;  // scores in base 2: exp(x) = exp2(x·log2 e)
+        for (int j0 = 0; j0 < nMax; j0 += MMA_KEYS) {
+            __syncthreads();
+            for (int i = threadIdx.x; i < MMA_KEYS * HD / 4; i += blockDim.x) {
+                int key = i / (HD / 4), d = (i % (HD / 4)) * 4, j = j0 + key;
+                float4 k4 = make_float4(0.f, 0.f, 0.f, 0.f), v4 = k4;
+                if (j < nMax) {
+                    long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * HD + d;
+                    k4 = *(const float4*)(kc + at);
+                    v4 = *(const float4*)(vc + at);
+                }
+                *(uint2*)&Ks[key][d] = make_uint2(pack_bf16(k4.x, k4.y), pack_bf16(k4.z, k4.w));
+                *(uint2*)&Vs[key][d] = make_uint2(pack_bf16(v4.x, v4.y), pack_bf16(v4.z, v4.w));
+            }
+            __syncthreads();
+            if (warpMax < j0) continue;  // no key of this chunk for any of the warp's rows (uniform across the warp)
+            float s[MMA_KEYS / 8][4];
+            #pragma unroll
+            for (int n = 0; n < MMA_KEYS / 8; n++) {
+                s[n][0] = 0.f; s[n][1] = 0.f; s[n][2] = 0.f; s[n][3] = 0.f;
+                #pragma unroll
+                for (int kk = 0; kk < HD / 16; kk++) {
+                    unsigned b0 = *(const unsigned*)&Ks[n * 8 + g][kk * 16 + tig * 2];
+                    unsigned b1 = *(const unsigned*)&Ks[n * 8 + g][kk * 16 + 8 + tig * 2];
+                    mma_bf16(s[n], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], b0, b1);
+                }
+            }
+            float cm0 = NEG_INF, cm1 = NEG_INF;
+            #pragma unroll
+            for (int n = 0; n < MMA_KEYS / 8; n++) {
+                int j = j0 + n * 8 + tig * 2;
+                s[n][0] = j <= pos0 ? s[n][0] * scale2 : NEG_INF;
+                s[n][1] = j + 1 <= pos0 ? s[n][1] * scale2 : NEG_INF;
+                s[n][2] = j <= pos1 ? s[n][2] * scale2 : NEG_INF;
+                s[n][3] = j + 1 <= pos1 ? s[n][3] * scale2 : NEG_INF;
+                cm0 = fmaxf(cm0, fmaxf(s[n][0], s[n][1]));
+                cm1 = fmaxf(cm1, fmaxf(s[n][2], s[n][3]));
+            }
+            #pragma unroll
+            for (int off = 1; off < 4; off <<= 1) {
+                cm0 = fmaxf(cm0, __shfl_xor_sync(0xffffffff, cm0, off));
+                cm1 = fmaxf(cm1, __shfl_xor_sync(0xffffffff, cm1, off));
+            }
+            float mn0 = fmaxf(m0, cm0), mn1 = fmaxf(m1, cm1);
+            // A row with no visible key yet keeps m = -inf: use 0 as the reference so that no inf - inf appears.
+            float ref0 = mn0 == NEG_INF ? 0.f : mn0, ref1 = mn1 == NEG_INF ? 0.f : mn1;
+            float a0 = exp2f(m0 - ref0), a1 = exp2f(m1 - ref1);
+            float sum0 = 0.f, sum1 = 0.f;
+            #pragma unroll
+            for (int n = 0; n < MMA_KEYS / 8; n++) {
+                s[n][0] = exp2f(s[n][0] - ref0); s[n][1] = exp2f(s[n][1] - ref0);
+                s[n][2] = exp2f(s[n][2] - ref1); s[n][3] = exp2f(s[n][3] - ref1);
+                sum0 += s[n][0] + s[n][1];
+                sum1 += s[n][2] + s[n][3];
+            }
+            #pragma unroll
+            for (int off = 1; off < 4; off <<= 1) {
+                sum0 += __shfl_xor_sync(0xffffffff, sum0, off);
+                sum1 += __shfl_xor_sync(0xffffffff, sum1, off);
+            }
+            l0 = l0 * a0 + sum0; l1 = l1 * a1 + sum1;
+            m0 = mn0; m1 = mn1;
+            #pragma unroll
+            for (int n = 0; n < HD / 8; n++) { o[n][0] *= a0; o[n][1] *= a0; o[n][2] *= a1; o[n][3] *= a1; }
+            #pragma unroll
+            for (int kk = 0; kk < MMA_KEYS / 16; kk++) {
+                unsigned p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+                unsigned p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                #pragma unroll
+                for (int n = 0; n < HD / 8; n += 2) {
+                    unsigned b0, b1, b2, b3;
+                    ldmatrix_x4_trans(&Vs[kk * 16 + (lane & 15)][n * 8 + (lane >> 4) * 8], b0, b1, b2, b3);
+                    mma_bf16(o[n], p0, p1, p2, p3, b0, b1);
+                    mma_bf16(o[n + 1], p0, p1, p2, p3, b2, b3);
+                }
+            }
+        }
+        #pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            int d = n * 8 + tig * 2;
+            if (r0 < count) {
+                gemm_t* dst = out + ((long)(first + r0) * heads + h) * HD + d;
+                dst[0] = to_gemm(o[n][0] / l0); dst[1] = to_gemm(o[n][1] / l0);
+            }
+            if (r1 < count) {
+                gemm_t* dst = out + ((long)(first + r1) * heads + h) * HD + d;
+                dst[0] = to_gemm(o[n][2] / l1); dst[1] = to_gemm(o[n][3] / l1);
+            }
+        }
+    }
+
+    extern "C" {
+    // _2: two query heads per block (their K/V head shared), for models with at least two query heads per K/V head.
+    #define MMA_ENTRY(NAME, HD, HPB) \
+    __global__ void __launch_bounds__(128 * HPB) NAME(const float* q, const float* kc, const float* vc, gemm_t* out, const int* row_pos, \
+            const int* row_table, const int* tables, const int* tiles, int layer, int layers, int bs, int heads, int kvHeads, int hd, \
+            float scale) { \
+        attention_mma<HD, HPB>(q, kc, vc, out, row_pos, row_table, tables, tiles, layer, layers, bs, heads, kvHeads, scale); \
+    }
+    MMA_ENTRY(attention_mma64, 64, 1)
+    MMA_ENTRY(attention_mma128, 128, 1)
+    MMA_ENTRY(attention_mma64_2, 64, 2)
+    MMA_ENTRY(attention_mma128_2, 128, 2)
+    }  // extern "C"
+
+    """#
+}
