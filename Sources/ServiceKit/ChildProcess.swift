@@ -70,6 +70,60 @@ public final class ChildProcess: @unchecked Sendable {
 
     deinit { stop(grace: .seconds(1)) }
 
+    // The async forms below wait without holding a thread of Swift's cooperative pool, which has one thread per core:
+    // a pool thread blocked on a child can starve an in-process server that the child is talking to (two such waits
+    // on a 2-core machine deadlock).
+
+    /// Waits for the child to exit and returns its status.
+    public func exitStatus() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            Thread { [self] in
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }.start()
+        }
+    }
+
+    /// Sends SIGTERM, waits up to `grace`, then SIGKILL.
+    public func stop(grace: Duration = .seconds(5)) async {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        _ = await exitStatus()
+    }
+
+    /// SIGKILL, no grace (crash tests).
+    public func kill() async {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        _ = await exitStatus()
+    }
+
+    /// Waits until something accepts TCP connections on host:port, or the child exits, or `timeout` passes.
+    public func waitUntilListening(host: String, port: Int, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                throw ChildProcessError.exited(name: name, status: process.terminationStatus)
+            }
+            if canConnect(host: host, port: port) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ChildProcessError.notListening(name: name, port: port)
+    }
+
+    /// Runs `executable` to completion and returns its exit status and everything it printed (stdout and stderr).
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws
+        -> (status: Int32, output: String) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("swiftwise-child-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let child = try ChildProcess(name: (executable as NSString).lastPathComponent, executable: executable,
+                                     arguments: arguments, output: .file(log), environment: environment)
+        let status = await child.exitStatus()
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
     /// Waits until something accepts TCP connections on host:port, or the child exits, or `timeout` passes.
     public func waitUntilListening(host: String, port: Int, timeout: Duration = .seconds(30)) throws {
         let deadline = ContinuousClock.now + timeout

@@ -21,11 +21,9 @@ struct ProcessTests {
         let store = try await TestStore()
         defer { Task { await store.stop() } }
         let script = BuildPaths.packageRoot.appendingPathComponent("Tests/python/lm_wire_client.py").path
-        let python = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, "\(store.port)"])
-        python.process.waitUntilExit()
-        let log = python.log
-        #expect(python.process.terminationStatus == 0, "\(log)")
-        #expect(log.contains("lm_wire_client: ok"))
+        let (status, output) = try await ChildProcess.run("/usr/bin/env", ["python3", script, "\(store.port)"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("lm_wire_client: ok"))
     }
 
     @Test("kill -9 and restart with the same --data-dir serves what was spilled to disk; /metrics reports it")
@@ -35,7 +33,8 @@ struct ProcessTests {
         let metricsPort = findFreePort()
         let args = ["kvstore", "127.0.0.1", "\(port)", "cpu", "--capacity", "1MiB", "--data-dir", dir,
                     "--metrics-port", "\(metricsPort)", "--log-level", "warning"]
-        var child = try ChildProcess(BuildPaths.swiftwise, args)
+        let logFile = dir + "/kvstore.log"
+        var child = try ChildProcess.swiftwise(args, log: logFile)
         var client = KVStoreClient(host: "127.0.0.1", port: port)
         try await waitUntilHealthy(client)
         var rng = SeededBytes(seed: 7)
@@ -53,10 +52,10 @@ struct ProcessTests {
 
         // Let the spills land, then crash without any chance to persist memory.
         try await Task.sleep(for: .milliseconds(500))
-        child.kill(signal: SIGKILL)
+        await child.kill()
         await client.shutdown()
 
-        child = try ChildProcess(BuildPaths.swiftwise, args)
+        child = try ChildProcess.swiftwise(args, log: logFile)
         client = KVStoreClient(host: "127.0.0.1", port: port)
         try await waitUntilHealthy(client)
         for i in 0..<8 {
@@ -64,28 +63,27 @@ struct ProcessTests {
             #expect(got.map { Array($0.payload.readableBytesView) } == values["chunk-\(i)"], "chunk-\(i) after restart")
         }
         // Graceful stop persists memory too.
-        child.kill(signal: SIGTERM)
-        #expect(child.process.terminationStatus == 0, "\(child.log)")
+        await child.stop(grace: .seconds(30))
+        #expect(child.process.terminationStatus == 0, "\(log(of: logFile))")
         await client.shutdown()
-        child = try ChildProcess(BuildPaths.swiftwise, args)
+        child = try ChildProcess.swiftwise(args, log: logFile)
         client = KVStoreClient(host: "127.0.0.1", port: port)
         try await waitUntilHealthy(client)
         for i in 0..<8 { #expect(try await client.exists("chunk-\(i)")) }
-        child.kill()
+        await child.kill()
         await client.shutdown()
     }
 
     @Test("bad command lines are refused with a clear message")
-    func badFlags() throws {
+    func badFlags() async throws {
         for (args, message) in [
             (["kvstore", "--capacity", "lots"], "capacity"),
             (["kvstore", "127.0.0.1", "8000", "cuda"], "device 'cuda' is not supported"),
             (["kvstore", "--protocol", "v9"], "--protocol must be v1 or v0"),
         ] {
-            let child = try ChildProcess(BuildPaths.swiftwise, args)
-            child.process.waitUntilExit()
-            #expect(child.process.terminationStatus != 0)
-            #expect(child.log.contains(message), "\(args): \(child.log)")
+            let (status, output) = try await ChildProcess.run(BuildPaths.swiftwise, args)
+            #expect(status != 0)
+            #expect(output.contains(message), "\(args): \(output)")
         }
     }
 

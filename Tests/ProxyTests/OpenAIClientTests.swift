@@ -1,4 +1,5 @@
 import Foundation
+import ServiceKit
 import Testing
 
 @Suite("proxy: the openai Python client", .timeLimit(.minutes(2)))
@@ -9,16 +10,9 @@ struct OpenAIClientTests {
         let proxy = try await TestProxy(prefill: [p], decode: [d]) { $0.apiKey = "sekret" }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("python/openai_client_check.py").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, proxy.url + "/v1", "sekret", "Hello from D", "Hello"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let log = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(log)")
+        let (status, log) = try await ChildProcess.run("/usr/bin/env",
+                                                       ["python3", script, proxy.url + "/v1", "sekret", "Hello from D", "Hello"])
+        #expect(status == 0, "\(log)")
         #expect(log.contains("openai_client_check: ok"))
         #expect(p.received.count == 4, "every completion was prefilled first")
         #expect(d.received.count == 4, "four completions reached decode")

@@ -44,17 +44,16 @@ extension Serving {
             let python = try ChildProcess(name: "python", executable: "/usr/bin/env", arguments: [
                 "python3", script, "http://127.0.0.1:\(demo.port)/v1", "http://127.0.0.1:\(colocated.port)/v1",
                 "SmolLM2-135M-Instruct.Q4_1", "smol"], logFile: log)
-            python.process.waitUntilExit()
+            let status = await python.exitStatus()
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            #expect(python.process.terminationStatus == 0, "\(output)\n--- demo ---\n\(demo.log.suffix(4000))")
+            #expect(status == 0, "\(output)\n--- demo ---\n\(demo.log.suffix(4000))")
 
             // `swiftwise bench serve` against the running demo: its JSON report counts what was sent.
             let report = TestData.temporaryDirectory() + "/bench.json"
             let bench = try ChildProcess(name: "bench", executable: TestData.swiftwise, arguments: [
                 "bench", "serve", "--url", "http://127.0.0.1:\(demo.port)", "--num-prompts", "6", "--input-len", "20", "--output-len", "5",
                 "--ignore-eos", "--max-concurrency", "3", "--json", report, "--plot", report + ".svg"], logFile: report + ".log")
-            bench.process.waitUntilExit()
-            #expect(bench.process.terminationStatus == 0, "\((try? String(contentsOfFile: report + ".log", encoding: .utf8)) ?? "")")
+            #expect(await bench.exitStatus() == 0, "\((try? String(contentsOfFile: report + ".log", encoding: .utf8)) ?? "")")
             let runs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [[String: Any]]
             let summary = runs?.first?["report"] as? [String: Any]
             #expect(summary?["requests"] as? Int == 6 && summary?["completed"] as? Int == 6 && summary?["failed"] as? Int == 0, "\(summary ?? [:])")
@@ -63,8 +62,7 @@ extension Serving {
             #expect((try? String(contentsOfFile: report + ".svg", encoding: .utf8))?.hasPrefix("<svg") == true)
 
             kill(demo.child.process.processIdentifier, SIGINT)
-            demo.child.process.waitUntilExit()
-            #expect(demo.child.process.terminationStatus == 0)
+            #expect(await demo.child.exitStatus() == 0)
             #expect(demo.log.contains("swiftwise demo: stopped"))
             try await Task.sleep(for: .milliseconds(300))
             #expect(pids.filter(Self.isAlive).isEmpty, "children left: \(pids.filter(Self.isAlive))")

@@ -122,7 +122,7 @@ extension Serving {
             let c = try await Cluster()
             let first = try await Self.tokens(c.colocated, count: 70, salt: "fault one")
             _ = try await Self.complete(c.prefill, first, maxTokens: 1)
-            c.store.kill()
+            await c.store.kill()
             for attempt in 0..<2 {
                 let prompt = attempt == 0 ? first : try await Self.tokens(c.colocated, count: 50, salt: "fault two")
                 let expected = try await Self.complete(c.colocated, prompt)

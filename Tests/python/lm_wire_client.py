@@ -23,7 +23,7 @@ def recv_exact(sock, n):
 
 def main():
     port = int(sys.argv[1])
-    sock = socket.create_connection(("127.0.0.1", port))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)  # a silent server fails the check, never hangs it
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     key = "vllm@HuggingFaceTB/SmolLM2-135M-Instruct@1@0@" + "86cec0ce6ef740dacace6e1509a4d141e8737fc5e8f6fe9136eabc052b305e12"
     payload = bytes(range(256)) * 48  # 12,288 bytes, a realistic small bf16 chunk size

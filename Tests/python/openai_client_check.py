@@ -35,7 +35,7 @@ def main():
     assert any(m.id == "fake-model" for m in models.data), models
 
     try:
-        openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0).chat.completions.create(
+        openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0, timeout=30).chat.completions.create(
             model="fake-model", messages=[{"role": "user", "content": "x"}])
         raise SystemExit("a wrong API key was accepted")
     except openai.AuthenticationError:

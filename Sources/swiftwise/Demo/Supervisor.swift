@@ -69,7 +69,7 @@ final class Supervisor: Sendable {
             }
             if spec.http {
                 if await DemoHTTP.healthy(port: spec.port) { return }
-            } else if (try? child.waitUntilListening(host: "127.0.0.1", port: spec.port, timeout: .milliseconds(100))) != nil {
+            } else if (try? await child.waitUntilListening(host: "127.0.0.1", port: spec.port, timeout: .milliseconds(100))) != nil {
                 return
             }
             try await Task.sleep(for: .milliseconds(200))

@@ -30,7 +30,7 @@ final class Service: @unchecked Sendable {
             if !child.process.isRunning { throw ServiceFailed(log: log) }
             if http {
                 if let reply = try? await HTTP.get(port, "/health"), reply.status == 200 { return }
-            } else if (try? child.waitUntilListening(host: "127.0.0.1", port: port, timeout: .milliseconds(200))) != nil {
+            } else if (try? await child.waitUntilListening(host: "127.0.0.1", port: port, timeout: .milliseconds(200))) != nil {
                 return
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -40,8 +40,8 @@ final class Service: @unchecked Sendable {
 
     var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
 
-    func stop() { child.stop(grace: .seconds(5)) }
-    func kill() { child.kill() }
+    func stop() async { await child.stop(grace: .seconds(5)) }
+    func kill() async { await child.kill() }
 
     deinit { child.stop(grace: .seconds(2)) }
 
