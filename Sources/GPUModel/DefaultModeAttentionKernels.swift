@@ -25,15 +25,32 @@ extension GPUKernels {
         float* ML = P + G * ATT_SPLIT;                // [G][2]: max, sum
         int kvDim = kvHeads * hd, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
         const int* table = tables + row_table[t];
-        for (int i = threadIdx.x; i < count * hd / 4; i += blockDim.x) {
-            int jj = i / (hd / 4), d = (i % (hd / 4)) * 4, j = j0 + jj;
-            long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
-            float4 k4 = *(const float4*)(kc + at), v4 = *(const float4*)(vc + at);
-            float* kr = Ks + jj * (hd + 1) + d;
-            kr[0] = k4.x; kr[1] = k4.y; kr[2] = k4.z; kr[3] = k4.w;
-            *(float4*)(Vs + jj * hd + d) = v4;
-        }
         for (int i = threadIdx.x; i < G * hd; i += blockDim.x) Qs[i] = q[((long)t * heads + kvh * G) * hd + i];
+        // Four float4 of K and of V per thread in flight at once: the block-table lookups, then the loads they address,
+        // are one round trip each instead of one per iteration (the split is only a few microseconds of work).
+        for (int i0 = 0; i0 < count * hd / 4; i0 += 4 * blockDim.x) {
+            float4 k4[4], v4[4];
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int i = i0 + u * blockDim.x + threadIdx.x;
+                if (i < count * hd / 4) {
+                    int j = j0 + i / (hd / 4), d = (i % (hd / 4)) * 4;
+                    long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+                    k4[u] = *(const float4*)(kc + at);
+                    v4[u] = *(const float4*)(vc + at);
+                }
+            }
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int i = i0 + u * blockDim.x + threadIdx.x;
+                if (i < count * hd / 4) {
+                    int jj = i / (hd / 4), d = (i % (hd / 4)) * 4;
+                    float* kr = Ks + jj * (hd + 1) + d;
+                    kr[0] = k4[u].x; kr[1] = k4[u].y; kr[2] = k4[u].z; kr[3] = k4[u].w;
+                    *(float4*)(Vs + jj * hd + d) = v4[u];
+                }
+            }
+        }
         __syncthreads();
         for (int i = threadIdx.x; i < G * ATT_SPLIT; i += blockDim.x) {
             int g = i / ATT_SPLIT, jj = i % ATT_SPLIT;
@@ -81,9 +98,16 @@ extension GPUKernels {
             int g = i / hd, d = i % hd, h = kvh * G + g;
             const float* p = partials + ((long)t * heads + h) * max_splits * (hd + 2);
             float M = NEG_INF, L = 0.f, O = 0.f;
-            for (int sp = 0; sp < splits; sp++) {
-                const float* ps = p + sp * (hd + 2);
-                merge_split(M, L, O, __ldcg(ps + hd), __ldcg(ps + hd + 1), __ldcg(ps + d));
+            // Eight splits' partials loaded at once (one round trip to L2 instead of one per split), merged in order.
+            for (int s0 = 0; s0 < splits; s0 += 8) {
+                float m[8], l[8], o[8];
+                #pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    const float* ps = p + (s0 + u) * (hd + 2);
+                    if (s0 + u < splits) { m[u] = __ldcg(ps + hd); l[u] = __ldcg(ps + hd + 1); o[u] = __ldcg(ps + d); }
+                }
+                #pragma unroll
+                for (int u = 0; u < 8; u++) if (s0 + u < splits) merge_split(M, L, O, m[u], l[u], o[u]);
             }
             out[((long)t * heads + h) * hd + d] = to_gemm(O / L);
         }
@@ -98,8 +122,12 @@ extension GPUKernels {
     #define MMA_ROWS 64
     #define MMA_KEYS 64
     #define MMA_PAD 8
+    #define MMA_STAGE 4  // divides the staging loop's 4 or 8 iterations per thread (every entry below)
+    // Two floats to a bf16 pair (lo in the low half) in one instruction.
     __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
-        return (unsigned)f2bf(lo) | ((unsigned)f2bf(hi) << 16);
+        unsigned r;
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+        return r;
     }
     __device__ __forceinline__ void mma_bf16(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
@@ -152,16 +180,27 @@ extension GPUKernels {
         float scale2 = scale * 1.4426950408889634f;  // scores in base 2: exp(x) = exp2(x·log2 e)
         for (int j0 = 0; j0 < nMax; j0 += MMA_KEYS) {
             __syncthreads();
-            for (int i = threadIdx.x; i < MMA_KEYS * HD / 4; i += blockDim.x) {
-                int key = i / (HD / 4), d = (i % (HD / 4)) * 4, j = j0 + key;
-                float4 k4 = make_float4(0.f, 0.f, 0.f, 0.f), v4 = k4;
-                if (j < nMax) {
-                    long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * HD + d;
-                    k4 = *(const float4*)(kc + at);
-                    v4 = *(const float4*)(vc + at);
+            // MMA_STAGE float4 of K and of V per thread loaded before any is stored: their block-table lookups and
+            // loads overlap instead of taking a round trip per iteration (the stores to shared memory would
+            // otherwise keep the compiler from hoisting the next loads).
+            for (int i0 = 0; i0 < MMA_KEYS * HD / 4; i0 += MMA_STAGE * blockDim.x) {
+                float4 k4[MMA_STAGE], v4[MMA_STAGE];
+                #pragma unroll
+                for (int u = 0; u < MMA_STAGE; u++) {
+                    int i = i0 + u * blockDim.x + threadIdx.x, j = j0 + i / (HD / 4), d = (i % (HD / 4)) * 4;
+                    k4[u] = make_float4(0.f, 0.f, 0.f, 0.f); v4[u] = k4[u];
+                    if (j < nMax) {
+                        long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * HD + d;
+                        k4[u] = *(const float4*)(kc + at);
+                        v4[u] = *(const float4*)(vc + at);
+                    }
                 }
-                *(uint2*)&Ks[key][d] = make_uint2(pack_bf16(k4.x, k4.y), pack_bf16(k4.z, k4.w));
-                *(uint2*)&Vs[key][d] = make_uint2(pack_bf16(v4.x, v4.y), pack_bf16(v4.z, v4.w));
+                #pragma unroll
+                for (int u = 0; u < MMA_STAGE; u++) {
+                    int i = i0 + u * blockDim.x + threadIdx.x, key = i / (HD / 4), d = (i % (HD / 4)) * 4;
+                    *(uint2*)&Ks[key][d] = make_uint2(pack_bf16(k4[u].x, k4[u].y), pack_bf16(k4[u].z, k4[u].w));
+                    *(uint2*)&Vs[key][d] = make_uint2(pack_bf16(v4[u].x, v4[u].y), pack_bf16(v4[u].z, v4[u].w));
+                }
             }
             __syncthreads();
             if (warpMax < j0) continue;  // no key of this chunk for any of the warp's rows (uniform across the warp)

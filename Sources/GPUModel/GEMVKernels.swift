@@ -36,9 +36,9 @@ extension GPUKernels {
         }
     }
 
-    template <int AHEAD, int NOUT>
+    template <int AHEAD, int NOUT, int R>
     __device__ __forceinline__ void gemv_accumulate(const uint4 (&wv)[NOUT][AHEAD], const gemm_t* x, int rows, int base, int step,
-                                                    int inputs, float (&acc)[NOUT][GEMV_ROWS]) {
+                                                    int inputs, float (&acc)[NOUT][R]) {
         #pragma unroll
         for (int u = 0; u < AHEAD; u++) {
             int i = base + u * step;
@@ -48,7 +48,7 @@ extension GPUKernels {
                 float wf[GEMV_VEC];
                 unpack(wv[n][u], wf);
                 #pragma unroll
-                for (int t = 0; t < GEMV_ROWS; t++) {
+                for (int t = 0; t < R; t++) {
                     if (t < rows) {
                         float xf[GEMV_VEC];
                         unpack(*(const uint4*)(x + (long)t * inputs + i), xf);
@@ -66,7 +66,12 @@ extension GPUKernels {
         for (int t = 0; t < rows; t++) {
             const float* row = x + (long)(row_index ? row_index[t] : t) * D;
             float s = 0.f;
-            for (int i = threadIdx.x; i < D; i += blockDim.x) s += row[i] * row[i];
+            // The norm weights are prefetched into L1 with the row, so the second loop does not wait for L2 after
+            // the reduction's barriers (a prefetch holds no registers: occupancy unchanged).
+            for (int i = threadIdx.x; i < D; i += blockDim.x) {
+                s += row[i] * row[i];
+                asm volatile("prefetch.global.L1 [%0];" :: "l"(nw + i));
+            }
             float scale = rsqrtf(block_sum(s) / D + eps);
             for (int i = threadIdx.x; i < D; i += blockDim.x) xs[(long)t * D + i] = to_gemm(row[i] * scale * nw[i]);
             __syncthreads();  // block_sum's shared word is reused by the next row; xs complete before use
@@ -79,11 +84,11 @@ extension GPUKernels {
     // multiplies the warps of the small matrices, which otherwise leave most of the SMs' warp slots empty. NORM: x is fp32 and normalized by the prologue into dynamic shared
     // memory (rows × inputs GEMM elements); else x is GEMM elements. The first AHEAD chunks of W are loaded before
     // waiting for the previous kernel (programmatic dependent launch): weights never depend on it.
-    template <int AHEAD, int NOUT, bool NORM, class Out>
+    template <int AHEAD, int NOUT, int R, bool NORM, class Out>
     __device__ void gemv_core(const void* xin, const int* row_index, const float* nw, float eps, const gemm_t* w, int rows,
                               int inputs, int units, int ks, const Out& out) {
         extern __shared__ __align__(16) unsigned char gemv_shared[];
-        __shared__ float parts[8][NOUT][GEMV_ROWS];
+        __shared__ float parts[8][NOUT][R];
         int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
         int unit = blockIdx.x * (8 / ks) + warp / ks, part = warp % ks, step = 32 * GEMV_VEC * ks;
         bool active = unit < units;
@@ -100,20 +105,20 @@ extension GPUKernels {
             stage_normalized((const float*)xin, row_index, nw, eps, rows, inputs, (gemm_t*)gemv_shared);
             x = (const gemm_t*)gemv_shared;
         }
-        float acc[NOUT][GEMV_ROWS];
+        float acc[NOUT][R];
         #pragma unroll
         for (int n = 0; n < NOUT; n++)
             #pragma unroll
-            for (int t = 0; t < GEMV_ROWS; t++) acc[n][t] = 0.f;
+            for (int t = 0; t < R; t++) acc[n][t] = 0.f;
         while (active && base < inputs) {
-            gemv_accumulate<AHEAD, NOUT>(wv, x, rows, base, step, inputs, acc);
+            gemv_accumulate<AHEAD, NOUT, R>(wv, x, rows, base, step, inputs, acc);
             base += step * AHEAD;
             if (base >= inputs) break;
             gemv_load<AHEAD, NOUT>(wr, base, step, inputs, wv);
         }
         // Warp sums, then the unit's KSPLIT warp sums added in part order by its first warp.
         #pragma unroll
-        for (int t = 0; t < GEMV_ROWS; t++) {
+        for (int t = 0; t < R; t++) {
             if (t < rows) {
                 #pragma unroll
                 for (int n = 0; n < NOUT; n++) {
@@ -188,43 +193,44 @@ extension GPUKernels {
     __global__ void gemv(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs, int ks) {
         int t0 = blockIdx.y * GEMV_ROWS;
         StoreOut out = {y + (long)t0 * outputs, outputs};
-        gemv_core<4, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, ks, out);
+        gemv_core<4, 1, GEMV_ROWS, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, ks, out);
     }
     __global__ void gemv_rows(const gemm_t* x, const gemm_t* w, float* y, int rows, int inputs, int outputs, int ks) {
         int t0 = blockIdx.y * GEMV_ROWS;
         StoreOut out = {y + (long)t0 * outputs, outputs};
-        gemv_core<1, 1, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, ks, out);
+        gemv_core<1, 1, GEMV_ROWS, false>(x + (long)t0 * inputs, nullptr, nullptr, 0.f, w, min(GEMV_ROWS, rows - t0), inputs, outputs, ks, out);
     }
     }  // extern "C"
 
-    // The fused forms, A chunks of W in flight per lane and output row. (Twice that was slower on the H100: more
-    // registers, fewer resident warps.)
-    #define FUSED_GEMVS(SUFFIX, A) \
+    // The fused forms for up to R rows, A chunks of W in flight per lane and output row. A step of one row (batch-1
+    // decode) has its own instantiation: one accumulator per output instead of GEMV_ROWS, no per-row predicates.
+    #define FUSED_GEMVS(SUFFIX, A, R) \
     /* x[t] += x_in[t]·Wᵀ (o and down projections of a decode step). */ \
     extern "C" __global__ void gemv_residual##SUFFIX(const gemm_t* x_in, const gemm_t* w, float* x, int rows, int inputs, int outputs, int ks) { \
         ResidualOut out = {x, outputs}; \
-        gemv_core<A, 1, false>(x_in, nullptr, nullptr, 0.f, w, rows, inputs, outputs, ks, out); \
+        gemv_core<A, 1, R, false>(x_in, nullptr, nullptr, 0.f, w, rows, inputs, outputs, ks, out); \
     } \
     /* logits[t] = rmsnorm(x[row_index[t]])·Wᵀ (the vocabulary projection of the selected rows). */ \
     extern "C" __global__ void gemv_norm##SUFFIX(const float* x, const int* row_index, const float* nw, float eps, const gemm_t* w, \
                                                  float* y, int rows, int inputs, int outputs, int ks) { \
         StoreOut out = {y, outputs}; \
-        gemv_core<A, 1, true>(x, row_index, nw, eps, w, rows, inputs, outputs, ks, out); \
+        gemv_core<A, 1, R, true>(x, row_index, nw, eps, w, rows, inputs, outputs, ks, out); \
     } \
     /* act[t] = swiglu(rmsnorm(x[t])·[gate|up]ᵀ). */ \
     extern "C" __global__ void gemv_norm_swiglu##SUFFIX(const float* x, const float* nw, float eps, const gemm_t* w, gemm_t* act, \
                                                         int rows, int inputs, int F, int ks) { \
         SwiGLUOut out = {act, F}; \
-        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, F, ks, out); \
+        gemv_core<A / 2, 2, R, true>(x, nullptr, nw, eps, w, rows, inputs, F, ks, out); \
     } \
     /* q, K/V cache slots = rope(rmsnorm(x[t])·[Q|K|V]ᵀ + bias). */ \
     extern "C" __global__ void gemv_norm_rope##SUFFIX(const float* x, const float* nw, float eps, const gemm_t* w, const float* bias, \
             float* q, float* kc, float* vc, const int* pos, const float* inv_freq, const int* row_block, const int* row_slot, int layer, \
             int layers, int bs, int heads, int kvHeads, int hd, int rows, int inputs, int ks) { \
         RopeOut out = {q, kc, vc, bias, pos, inv_freq, row_block, row_slot, layer, layers, bs, heads, kvHeads, hd}; \
-        gemv_core<A / 2, 2, true>(x, nullptr, nw, eps, w, rows, inputs, (heads + 2 * kvHeads) * hd / 2, ks, out); \
+        gemv_core<A / 2, 2, R, true>(x, nullptr, nw, eps, w, rows, inputs, (heads + 2 * kvHeads) * hd / 2, ks, out); \
     }
-    FUSED_GEMVS(, 4)
+    FUSED_GEMVS(, 4, GEMV_ROWS)
+    FUSED_GEMVS(_1, 4, 1)
 
     """#
 }

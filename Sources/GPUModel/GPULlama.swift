@@ -208,8 +208,10 @@ public final class GPULlama: @unchecked Sendable {
         hostMeta = try gpu.allocateHost(intCapacity * 4)
         hostLogits = try gpu.allocateHost(Self.pinnedLogitRows * c.vocabSize * 4)
         try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * Self.attentionSplit * c.headDim * 4)
-        for name in ["gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope"] {
-            try gpu.allowSharedMemory(functions[name]!, bytes: Self.fusedSharedLimit)
+        for base in ["gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope"] {
+            for name in [base] + GPUKernels.singleRowSuffixes.map({ base + $0 }) {
+                try gpu.allowSharedMemory(functions[name]!, bytes: Self.fusedSharedLimit)
+            }
         }
         if c.headDim % 32 == 0 && c.headDim <= 128 {
             try gpu.allowSharedMemory(functions["attention_flash"]!, bytes: Self.flashSharedBytes(headDim: c.headDim))
@@ -420,6 +422,7 @@ public final class GPULlama: @unchecked Sendable {
     private func fusedGEMV(_ name: String, units: Int, rows: Int, matrixRows: Int, inputs: Int, normInputs: Int?,
                            _ args: [KernelArgument]) throws {
         let split = GPUGemm.split(inputs: inputs, outputs: matrixRows)
+        let name = rows == 1 ? name + "_1" : name  // one accumulator per output: fewer registers, more warps
         try timed("\(name) \(rows) rows, \(units) units") {
             try gpu.launch(functions[name]!, grid: (UInt32(GPUGemm.blocks(units: units, split: split)), 1, 1), block: (256, 1, 1),
                            sharedBytes: UInt32((normInputs ?? 0) * rows * gemmBytes), args + [.int32(Int32(split))], name: name)

@@ -6,6 +6,11 @@ enum GPUKernels {
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
                         "gemv_norm_rope", "residual_add", "swiglu_bf16", "gather_rows", "spin"]
+        + fusedGEMVs.flatMap { name in singleRowSuffixes.map { name + $0 } }
+
+    /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
+    static let fusedGEMVs = ["gemv_residual", "gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope"]
+    static let singleRowSuffixes = ["_1"]
 
     /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
     /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift)
@@ -17,11 +22,19 @@ enum GPUKernels {
     // bf16 as raw 16-bit words (no toolkit headers needed by NVRTC): round-to-nearest-even from fp32.
     typedef unsigned short bf16;
     __device__ __forceinline__ float bf2f(bf16 b) { return __uint_as_float(((unsigned)b) << 16); }
+    // sm_80+ converts in one instruction (the tensor-core attention converts every K/V element it stages); the same
+    // rounding as the integer form below.
     __device__ __forceinline__ bf16 f2bf(float f) {
+    #if __CUDA_ARCH__ >= 800
+        unsigned short r;
+        asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(f));
+        return r;
+    #else
         unsigned u = __float_as_uint(f);
         if ((u & 0x7fffffff) > 0x7f800000) return (bf16)((u >> 16) | 0x40);  // NaN stays NaN
         u += 0x7fff + ((u >> 16) & 1);
         return (bf16)(u >> 16);
+    #endif
     }
     // GEMM inputs and weights are bf16, or fp32 when compiled with -DGEMM_FP32 (the exactness check mode).
     #ifdef GEMM_FP32
