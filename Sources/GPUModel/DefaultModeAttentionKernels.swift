@@ -122,7 +122,7 @@ extension GPUKernels {
     #define MMA_ROWS 64
     #define MMA_KEYS 64
     #define MMA_PAD 8
-    #define MMA_STAGE 4  // divides the staging loop's 4 or 8 iterations per thread (every entry below)
+    #define MMA_STAGE 4  // divides the staging loop's 4 or 8 float4 per thread (every entry below)
     // Two floats to a bf16 pair (lo in the low half) in one instruction.
     __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
         unsigned r;
@@ -280,7 +280,8 @@ extension GPUKernels {
     }
 
     extern "C" {
-    // _2: two query heads per block (their K/V head shared), for models with at least two query heads per K/V head.
+    // _2: two query heads per block (their K/V head shared, staged once for both), for models with at least two
+    // query heads per K/V head.
     #define MMA_ENTRY(NAME, HD, HPB) \
     __global__ void __launch_bounds__(128 * HPB) NAME(const float* q, const float* kc, const float* vc, gemm_t* out, const int* row_pos, \
             const int* row_table, const int* tables, const int* tiles, int layer, int layers, int bs, int heads, int kvHeads, int hd, \

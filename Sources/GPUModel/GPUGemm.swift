@@ -30,8 +30,11 @@ public struct GPUGemm {
         (rows <= Self.gemvRows || batchInvariant) && inputs % 8 == 0
     }
 
-    func run(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
+    /// y = x·Wᵀ, or y += x·Wᵀ with `accumulate` (cuBLAS only: β = 1 adds the residual in the GEMM's epilogue,
+    /// saving a pass over the activations).
+    func run(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false) throws {
         if usesGEMV(rows: rows, inputs: inputs) {
+            precondition(!accumulate, "the GEMV kernels store; accumulate is for cuBLAS")
             let split = Self.split(inputs: inputs, outputs: outputs)
             // `split` warps per output, 8 per block; `gemv` keeps more of W in flight, `gemv_rows` uses fewer registers
             // (same arithmetic).
@@ -41,14 +44,14 @@ public struct GPUGemm {
                             .int32(Int32(split))], name: "gemv")
             return
         }
-        try Self.cublas(gpu, x, w, y, rows: rows, inputs: inputs, outputs: outputs, elementBytes: elementBytes)
+        try Self.cublas(gpu, x, w, y, rows: rows, inputs: inputs, outputs: outputs, elementBytes: elementBytes, accumulate: accumulate)
     }
 
     /// The cuBLAS GEMM (fp32 accumulation and output).
     public static func cublas(_ gpu: GPUContext, _ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int,
-                              elementBytes: Int) throws {
+                              elementBytes: Int, accumulate: Bool = false) throws {
         // Row-major throughout: in cuBLAS's column-major terms C[outputs × rows] = op(W)ᵀ · X.
-        var alpha: Float = 1, beta: Float = 0
+        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
         let type = elementBytes == 4 ? CuBLAS.r32F : CuBLAS.r16BF
         let status = gpu.blas.gemmEx(gpu.blas.handle, CuBLAS.opT, CuBLAS.opN, Int32(outputs), Int32(rows), Int32(inputs), &alpha,
                                      UnsafeRawPointer(bitPattern: UInt(w)), type, Int32(inputs),

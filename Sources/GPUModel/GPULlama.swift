@@ -344,6 +344,9 @@ public final class GPULlama: @unchecked Sendable {
         let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
         let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
         let fused = fusesDecode(rows: T)
+        // cuBLAS adds the o and down projections to the residual stream itself (β = 1); the GEMV kernel stores them
+        // in `delta`, added by the next RMSNorm.
+        let accumulates = !fused && !gemms.usesGEMV(rows: T, inputs: QD) && !gemms.usesGEMV(rows: T, inputs: F)
         let ropeDims: [KernelArgument] = [.int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
                                           .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))]
         try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
@@ -354,7 +357,7 @@ public final class GPULlama: @unchecked Sendable {
                                .pointer(kCache), .pointer(vCache), .pointer(pPos), .pointer(inverseFrequencies), .pointer(pBlock),
                                .pointer(pSlot), .int32(Int32(l))] + ropeDims + [.int32(Int32(T)), .int32(Int32(D))])
             } else {
-                if l == 0 {
+                if l == 0 || accumulates {
                     try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
                 } else {  // the previous layer's FFN residual, added here
                     try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.attnNorm), .pointer(xn),
@@ -377,14 +380,22 @@ public final class GPULlama: @unchecked Sendable {
                               [.pointer(act), .pointer(w.wDown), .pointer(x), .int32(Int32(T)), .int32(Int32(F)), .int32(Int32(D))])
                 continue
             }
-            try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
-            try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.ffnNorm), .pointer(xn),
-                                                                  .int32(Int32(D)), .float(c.rmsEps)])
+            if accumulates {
+                try gemm(attnB, w.wo, x, rows: T, inputs: QD, outputs: D, accumulate: true)
+                try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.ffnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+            } else {
+                try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
+                try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.ffnNorm), .pointer(xn),
+                                                                      .int32(Int32(D)), .float(c.rmsEps)])
+            }
             try gemm(xn, w.wGateUp, gateUp, rows: T, inputs: D, outputs: 2 * F)
-            try elementwise("swiglu_bf16", T * F, [.pointer(gateUp), .pointer(act), .int32(Int32(F))])
-            try gemm(act, w.wDown, delta, rows: T, inputs: F, outputs: D)
+            try timed("swiglu_bf16") {
+                try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32((F + 1023) / 1024), UInt32(T), 1), block: (256, 1, 1),
+                               [.pointer(gateUp), .pointer(act), .int32(Int32(F))], name: "swiglu_bf16")
+            }
+            try gemm(act, w.wDown, accumulates ? x : delta, rows: T, inputs: F, outputs: D, accumulate: accumulates)
         }
-        if !fused {
+        if !fused && !accumulates {
             try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])  // the last layer's FFN residual
         }
         guard rows > 0 else { return }
@@ -485,9 +496,10 @@ public final class GPULlama: @unchecked Sendable {
 
     /// y[rows × outputs] (fp32) = x[rows × inputs] (bf16) · W[outputs × inputs]ᵀ (bf16), row-major throughout:
     /// in cuBLAS's column-major terms C[outputs × rows] = Wᵀ-op(W) · X.
-    private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws {
-        try timed("\(gemms.usesGEMV(rows: rows, inputs: inputs) ? "gemv" : "gemm") \(rows)×\(inputs)·\(inputs)×\(outputs)") {
-            try gemms.run(x, w, y, rows: rows, inputs: inputs, outputs: outputs)
+    private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false) throws {
+        let kind = gemms.usesGEMV(rows: rows, inputs: inputs) ? "gemv" : accumulate ? "gemm+residual" : "gemm"
+        try timed("\(kind) \(rows)×\(inputs)·\(inputs)×\(outputs)") {
+            try gemms.run(x, w, y, rows: rows, inputs: inputs, outputs: outputs, accumulate: accumulate)
         }
     }
 }

@@ -103,8 +103,8 @@ public final class GPUOps: OpBackend {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu), n = gate.count
         let out = try scratch.zeros(n * elementBytes)
-        try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32((n + 255) / 256), 1, 1), block: (256, 1, 1),
-                       [.pointer(try scratch.floats(gate + up)), .pointer(out), .int32(Int32(n)), .int64(Int64(n))], name: "swiglu_bf16")
+        try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32((n + 1023) / 1024), 1, 1), block: (256, 1, 1),  // one row of n
+                       [.pointer(try scratch.floats(gate + up)), .pointer(out), .int32(Int32(n))], name: "swiglu_bf16")
         return try downloadGemmElements(out, n)
     }
 

@@ -174,7 +174,9 @@ struct GPUCheckCommand: ParsableCommand {
         print(String(format: "decode batch 1 step: %.3f ms of GPU time (events around the step's kernels) of %.3f ms wall (%.1f tok/s in that run)",
                      gpuPerStep * 1000, 1000 / measured, measured))
         print(String(format: "decode batch 32: %.1f tok/s", many))
-        print(String(format: "prefill 2048 tokens: %.1f ms (%.1f TFLOP/s in the weight GEMMs)", prefill * 1000, flops / prefill / 1e12))
+        let peak = try cublasPeak(llama.gpu)
+        print(String(format: "prefill 2048 tokens: %.1f ms (%.1f TFLOP/s in the weight GEMMs = %.0f%% of the %.0f TFLOP/s cuBLAS bf16 peak measured now)",
+                     prefill * 1000, flops / prefill / 1e12, 100 * flops / prefill / 1e12 / peak, peak))
         out["decode_batch1_tok_s"] = one
         out["decode_batch32_tok_s"] = many
         out["decode_batch1_\(dependentLaunch ? "without" : "with")_pdl_tok_s"] = otherPDL
@@ -183,7 +185,25 @@ struct GPUCheckCommand: ParsableCommand {
         out["prefill_2048_ms"] = prefill * 1000
         out["prefill_tflops"] = flops / prefill / 1e12
         out["copy_gb_s"] = bandwidth
+        out["cublas_peak_tflops"] = peak
         return out
+    }
+
+    /// cuBLAS's bf16 GEMM at its best shape, 8192³ (fp32 accumulation and output, as the model's GEMMs): best of 10
+    /// after a warm-up. The prefill target's reference.
+    static func cublasPeak(_ gpu: GPUContext) throws -> Double {
+        let n = 8192
+        let x = try gpu.allocate(n * n * 2), w = try gpu.allocate(n * n * 2), y = try gpu.allocate(n * n * 4)
+        defer { [x, w, y].forEach(gpu.free) }
+        var best = Double.infinity
+        for _ in 0..<11 {
+            try gpu.synchronize()
+            let t = ContinuousClock.now
+            try GPUGemm.cublas(gpu, x, w, y, rows: n, inputs: n, outputs: n, elementBytes: 2)
+            try gpu.synchronize()
+            best = min(best, (ContinuousClock.now - t).seconds)
+        }
+        return 2 * pow(Double(n), 3) / best / 1e12
     }
 
     /// Per-operation GPU times (events) of a decode step at batch 1 (context 512, averaged over 16 steps) and of a
@@ -208,8 +228,12 @@ struct GPUCheckCommand: ParsableCommand {
         llama.profile = [:]
         for s in 0..<16 { _ = try llama.forward([SequenceStep(tokens: [1000 + s], start: 512 + s, blockTable: table, logits: .last)]) }
         out["decode_batch1_us"] = report("decode batch 1", steps: 16)
+        // A warm-up prefill first: cuBLAS loads a shape's kernels on first use.
+        let prompt = (0..<2048).map { 100 + ($0 * 17) % 30000 }
+        llama.profile = nil
+        _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
         llama.profile = [:]
-        _ = try llama.forward([SequenceStep(tokens: (0..<2048).map { 100 + ($0 * 17) % 30000 }, start: 0, blockTable: table, logits: .last)])
+        _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
         out["prefill_2048_us"] = report("prefill 2048", steps: 1)
         llama.profile = nil
         out["gemm_tflops"] = try gemmSweep(llama.gpu)
