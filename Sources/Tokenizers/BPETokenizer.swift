@@ -20,8 +20,23 @@ public final class BPETokenizer: Sendable {
     public enum Family: Sendable, Equatable {
         /// GPT-2's byte-level alphabet; `nfc`: normalize to NFC first (Qwen2).
         case byteLevel(nfc: Bool)
-        /// ▁ for spaces, one ▁ prepended to each text segment, byte fallback (unknown characters → <0xXX>).
-        case sentencePiece(unknownTokenID: Int?)
+        /// ▁ for spaces, a ▁ prepended as `prefix` says, byte fallback (unknown characters → <0xXX>).
+        case sentencePiece(unknownTokenID: Int?, prefix: SpacePrefix = .everySegment)
+    }
+
+    /// Where a SentencePiece tokenizer adds the ▁ that stands for a leading space.
+    public enum SpacePrefix: Sendable, Equatable {
+        /// HF's Prepend("▁") normalizer (Llama 2 / Mistral tokenizer.json; llama.cpp's add_space_prefix): every text
+        /// segment between special tokens gets one, even one that starts with a space.
+        case everySegment
+        /// HF's Metaspace pre-tokenizer (newer conversions): a ▁ only where the segment does not start with one
+        /// already; `first` only for the segment at the start of the input, `never` none. `split`: merges stay
+        /// within pieces that each start at a ▁.
+        case metaspace(MetaspaceScheme, split: Bool)
+    }
+
+    public enum MetaspaceScheme: String, Sendable, Equatable {
+        case always, first, never
     }
 
     /// One merge rule: `left` + `right` → their concatenation, applied in increasing `rank`.
@@ -123,14 +138,14 @@ public final class BPETokenizer: Sendable {
         var ids: [Int] = []
         if addSpecial && addBOS, let bos = bosTokenID { ids.append(bos) }
         if parseSpecial && !specialsByLength.isEmpty {
-            for segment in splitOnSpecials(text) {
+            for (k, segment) in splitOnSpecials(text).enumerated() {
                 switch segment {
                 case .special(let id): ids.append(id)
-                case .text(let t): encodePlain(t, into: &ids)
+                case .text(let t): encodePlain(t, atStart: k == 0, into: &ids)
                 }
             }
         } else {
-            encodePlain(Substring(text), into: &ids)
+            encodePlain(Substring(text), atStart: true, into: &ids)
         }
         return ids
     }
@@ -140,7 +155,7 @@ public final class BPETokenizer: Sendable {
     /// streaming detokenizer, which continues a prompt, keeps it.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
         var bytes = bytes(of: skipSpecialTokens ? ids.filter { !specialTokenIDs.contains($0) } : ids)
-        if case .sentencePiece = family, bytes.first == 0x20 { bytes.removeFirst() }
+        if case .sentencePiece(_, let prefix) = family, prefix.addsSpace, bytes.first == 0x20 { bytes.removeFirst() }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -216,28 +231,48 @@ public final class BPETokenizer: Sendable {
         return "<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"
     }
 
-    private func encodePlain(_ text: Substring, into ids: inout [Int]) {
+    /// `atStart`: the segment begins the input (Metaspace's `first` scheme prefixes only that one).
+    private func encodePlain(_ text: Substring, atStart: Bool, into ids: inout [Int]) {
         var symbols: [Int32] = []
         switch family {
-        case .sentencePiece(let unknown):
-            // HF's Prepend("▁") + Replace(" ", "▁") normalizers (llama.cpp's add_space_prefix), then characters.
+        case .sentencePiece(let unknown, let prefix):
+            // Spaces become ▁ (HF's Replace normalizer or Metaspace), a ▁ is prepended as `prefix` says, then
+            // characters (or their fallback bytes) are merged: the whole segment at once, or piece by piece.
             guard !text.isEmpty else { return }
-            var lastWasUnknown = false
-            for scalar in CollectionOfOne("\u{2581}" as Unicode.Scalar) + text.unicodeScalars.map({ $0 == " " ? "\u{2581}" : $0 }) {
-                if let id = idOf[String(scalar)] {
-                    symbols.append(Int32(id)); lastWasUnknown = false
-                    continue
-                }
-                let bytes = Array(String(scalar).utf8)
-                if bytes.allSatisfy({ byteIDs[Int($0)] >= 0 }) {
-                    for b in bytes { symbols.append(byteIDs[Int(b)]) }
-                    lastWasUnknown = false
-                } else if let unknown, !lastWasUnknown {  // consecutive unknowns fuse into one (fuse_unk)
-                    symbols.append(Int32(unknown)); lastWasUnknown = true
-                }
+            let marker: Unicode.Scalar = "\u{2581}"
+            var scalars = text.unicodeScalars.map { $0 == " " ? marker : $0 }
+            var split = false
+            switch prefix {
+            case .everySegment:
+                scalars.insert(marker, at: 0)
+            case .metaspace(let scheme, let splits):
+                if scalars.first != marker && (scheme == .always || scheme == .first && atStart) { scalars.insert(marker, at: 0) }
+                split = splits
             }
-            merge(&symbols)
-            for s in symbols where s >= 0 { ids.append(Int(s)) }
+            var start = 0
+            while start < scalars.count {  // a piece runs up to the next ▁ when splitting, else to the end
+                var end = start + 1
+                while split && end < scalars.count && scalars[end] != marker { end += 1 }
+                if !split { end = scalars.count }
+                symbols.removeAll(keepingCapacity: true)
+                var lastWasUnknown = false
+                for scalar in scalars[start..<end] {
+                    if let id = idOf[String(scalar)] {
+                        symbols.append(Int32(id)); lastWasUnknown = false
+                        continue
+                    }
+                    let bytes = Array(String(scalar).utf8)
+                    if bytes.allSatisfy({ byteIDs[Int($0)] >= 0 }) {
+                        for b in bytes { symbols.append(byteIDs[Int(b)]) }
+                        lastWasUnknown = false
+                    } else if let unknown, !lastWasUnknown {  // consecutive unknowns fuse into one (fuse_unk)
+                        symbols.append(Int32(unknown)); lastWasUnknown = true
+                    }
+                }
+                merge(&symbols)
+                for s in symbols where s >= 0 { ids.append(Int(s)) }
+                start = end
+            }
             return
         case .byteLevel(let nfc):
             let text = nfc ? Substring(String(text).precomposedStringWithCanonicalMapping) : text
@@ -305,5 +340,13 @@ public final class BPETokenizer: Sendable {
             symbols[bestAt] = bestMerged
             symbols.remove(at: bestAt + 1)
         }
+    }
+}
+
+extension BPETokenizer.SpacePrefix {
+    /// Whether a ▁ is ever prepended (decoding then drops the space it stands for at the start).
+    var addsSpace: Bool {
+        if case .metaspace(.never, _) = self { return false }
+        return true
     }
 }

@@ -14,13 +14,20 @@ extension BPETokenizer {
         let family: BPETokenizer.Family
         let pre: PreTokenizer
         if (model["byte_fallback"] as? Bool) == true {
-            // SentencePiece BPE as Llama 2 / Mistral ship it: Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer.
-            guard Self.isMetaspaceNormalizer(json["normalizer"]), json["pre_tokenizer"] == nil || json["pre_tokenizer"] is NSNull else {
-                throw .unsupported(path: path, field: "normalizer",
-                                   "byte-fallback BPE is supported with the Prepend(▁) + Replace(' ', ▁) normalizer and no pre-tokenizer")
-            }
+            // SentencePiece BPE as Llama 2 / Mistral ship it: Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer; or,
+            // in newer conversions, no normalizer and a Metaspace pre-tokenizer.
             let unknown = (model["unk_token"] as? String).flatMap { vocab[$0] }
-            (family, pre) = (.sentencePiece(unknownTokenID: unknown), .gpt2)
+            let normalizer = json["normalizer"].flatMap { $0 is NSNull ? nil : $0 }
+            let preTokenizer = json["pre_tokenizer"].flatMap { $0 is NSNull ? nil : $0 }
+            if Self.isMetaspaceNormalizer(normalizer), preTokenizer == nil {
+                (family, pre) = (.sentencePiece(unknownTokenID: unknown, prefix: .everySegment), .gpt2)
+            } else if normalizer == nil, let metaspace = Self.metaspace(preTokenizer) {
+                (family, pre) = (.sentencePiece(unknownTokenID: unknown, prefix: metaspace), .gpt2)
+            } else {
+                throw .unsupported(path: path, field: normalizer == nil ? "pre_tokenizer" : "normalizer",
+                                   "byte-fallback BPE is supported with the Prepend(▁) + Replace(' ', ▁) normalizer and no "
+                                   + "pre-tokenizer, or with no normalizer and a Metaspace(▁) pre-tokenizer")
+            }
         } else {
             var nfc = false
             if let normalizer = json["normalizer"] as? [String: Any] {
@@ -122,6 +129,19 @@ extension BPETokenizer {
         let replace = parts[1]["type"] as? String == "Replace" && (parts[1]["pattern"] as? [String: Any])?["String"] as? String == " "
             && parts[1]["content"] as? String == "\u{2581}"
         return prepend && replace
+    }
+
+    /// A Metaspace(▁) pre-tokenizer: its prepend scheme (older files say `add_prefix_space` instead) and `split`.
+    static func metaspace(_ value: Any?) -> BPETokenizer.SpacePrefix? {
+        guard let m = value as? [String: Any], m["type"] as? String == "Metaspace",
+              (m["replacement"] as? String ?? "\u{2581}") == "\u{2581}" else { return nil }
+        let scheme: BPETokenizer.MetaspaceScheme?
+        if let name = m["prepend_scheme"] as? String {
+            scheme = BPETokenizer.MetaspaceScheme(rawValue: name)
+        } else {
+            scheme = (m["add_prefix_space"] as? Bool ?? true) ? .always : .never
+        }
+        return scheme.map { .metaspace($0, split: m["split"] as? Bool ?? true) }
     }
 
     static func readJSON(_ path: String) throws(ModelFileError) -> [String: Any] {

@@ -5,7 +5,8 @@ import Tokenizers
 
 /// Llama-3-style and Qwen2-style byte-level BPE and Llama-2-style SentencePiece BPE, each trained small by
 /// scripts/fixtures/gen_tokenizer_variants.py, loaded from tokenizer.json and from the GGUF form, against the ids
-/// Hugging Face `tokenizers` gives for ~350 strings.
+/// Hugging Face `tokenizers` gives for ~350 strings; the SentencePiece vocabulary also with a Metaspace pre-tokenizer
+/// instead of the Prepend + Replace normalizers (newer conversions; tokenizer.json only).
 @Suite("Tokenizer families: llama-bpe, qwen2, SentencePiece (tokenizer.json and GGUF) vs HF tokenizers")
 struct TokenizerVariantTests {
     struct Golden: Decodable { var family: String; var texts: [String]; var ids: [[Int]]; var decoded: [String] }
@@ -16,11 +17,13 @@ struct TokenizerVariantTests {
 
     static func tokenizers(_ family: String) throws -> [(String, BPETokenizer)] {
         let directory = TestData.fixture("tokenizer/variants/\(family)").path
-        return [("tokenizer.json", try BPETokenizer(huggingFaceDirectory: directory)),
-                ("GGUF", try BPETokenizer(gguf: GGUFFile(path: directory + "/vocab.gguf")))]
+        let hf = ("tokenizer.json", try BPETokenizer(huggingFaceDirectory: directory))
+        guard !family.contains("metaspace") else { return [hf] }  // a GGUF says add_space_prefix instead
+        return [hf, ("GGUF", try BPETokenizer(gguf: GGUFFile(path: directory + "/vocab.gguf")))]
     }
 
-    @Test("every string encodes to HF's ids and decodes to HF's text", arguments: ["llama-bpe", "qwen2", "spm"])
+    @Test("every string encodes to HF's ids and decodes to HF's text",
+          arguments: ["llama-bpe", "qwen2", "spm", "spm-metaspace", "spm-metaspace-split"])
     func encodeDecode(_ family: String) throws {
         let golden = try Self.golden(family)
         #expect(golden.texts.count >= 300)
@@ -54,5 +57,13 @@ struct TokenizerVariantTests {
         let snowman = spm.encode("☃")
         #expect(snowman.count == 4 && spm.decode(snowman) == "☃")
         #expect(spm.decode(spm.encode("hello world")) == "hello world")
+        // Metaspace: read with its scheme; unlike the Prepend normalizer it adds no second ▁ before a leading space,
+        // and with `first` none after a special token.
+        let first = try Self.tokenizers("spm-metaspace")[0].1, always = try Self.tokenizers("spm-metaspace-split")[0].1
+        #expect(spm.family == .sentencePiece(unknownTokenID: 0, prefix: .everySegment))
+        #expect(first.family == .sentencePiece(unknownTokenID: 0, prefix: .metaspace(.first, split: false)))
+        #expect(always.family == .sentencePiece(unknownTokenID: 0, prefix: .metaspace(.always, split: true)))
+        #expect(first.encode(" hello") == first.encode("hello") && spm.encode(" hello") != spm.encode("hello"))
+        #expect(first.encode("<s>hello") != always.encode("<s>hello"))
     }
 }
