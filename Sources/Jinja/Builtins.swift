@@ -171,9 +171,10 @@ enum Builtins {
         case "none": if case .none = v { return true }; return false
         case "string": if case .string = v { return true }; return false
         case "mapping": if case .object = v { return true }; return false
-        case "sequence": switch v { case .array, .string, .object: return true; default: return false }
-        case "iterable": switch v { case .array, .string, .object: return true; default: return false }
-        case "number": switch v { case .int, .double: return true; default: return false }
+        // Undefined iterates as empty and has a length in jinja2; bool is an int in Python.
+        case "sequence": switch v { case .array, .string, .object, .undefined: return true; default: return false }
+        case "iterable": switch v { case .array, .string, .object, .undefined: return true; default: return false }
+        case "number": switch v { case .int, .double, .bool: return true; default: return false }
         case "integer": if case .int = v { return true }; return false
         case "float": if case .double = v { return true }; return false
         case "boolean": if case .bool = v { return true }; return false

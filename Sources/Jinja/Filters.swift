@@ -1,3 +1,5 @@
+import Foundation
+
 /// The Jinja filters chat templates use (`x | name(args)`), as jinja2 defines them.
 extension Builtins {
     static func filter(_ name: String, _ v: Value, _ args: [Value], _ kwargs: [(String, Value)],
@@ -6,14 +8,16 @@ extension Builtins {
             kwargs.first { $0.0 == key }?.1 ?? (position < args.count ? args[position] : nil)
         }
         switch name {
-        case "trim": return .string(v.text.trimmingWhitespace)
+        case "trim":
+            guard let chars = kw("chars", 0), case .string(let set) = chars else { return .string(v.text.trimmingWhitespace) }
+            return .string(v.text.trimming(set, leading: true, trailing: true))
         case "upper": return .string(v.text.uppercased())
         case "lower": return .string(v.text.lowercased())
-        case "title": return .string(titleCase(v.text))
+        case "title": return .string(jinjaTitle(v.text))
         case "capitalize": return .string(v.text.prefix(1).uppercased() + v.text.dropFirst().lowercased())
         case "length", "count":
             switch v {
-            case .string(let s): return .int(s.count)
+            case .string(let s): return .int(s.unicodeScalars.count)  // Python's len: code points
             case .array(let a): return .int(a.count)
             case .object(let o): return .int(o.count)
             case .undefined: return .int(0)
@@ -31,27 +35,40 @@ extension Builtins {
             let boolean = kw("boolean", 1)?.isTruthy ?? false
             if case .undefined = v { return fallback }
             return boolean && !v.isTruthy ? fallback : v
-        case "tojson":
-            let indent: Int? = { if case .int(let i)? = kw("indent", 0) { return i }; return nil }()
-            return .string(JSONText.encode(v, indent: indent))
+        case "tojson":  // transformers' tojson: json.dumps(x, ensure_ascii=False, indent, separators, sort_keys)
+            var options = JSONText.Options(indent: { if case .int(let i)? = kw("indent", 0) { return i }; return nil }())
+            if case .array(let pair)? = kwargs.first(where: { $0.0 == "separators" })?.1, pair.count == 2 {
+                (options.itemSeparator, options.keySeparator) = (pair[0].text, pair[1].text)
+            }
+            options.sortKeys = kwargs.first { $0.0 == "sort_keys" }?.1.isTruthy ?? false
+            options.ensureASCII = kwargs.first { $0.0 == "ensure_ascii" }?.1.isTruthy ?? false
+            return .string(try JSONText.encode(v, options))
         case "replace":
             guard args.count >= 2 else { throw TemplateError("replace needs two arguments") }
-            return .string(v.text.replacingAll(args[0].text, with: args[1].text))
+            let count: Int? = { if case .int(let n)? = kw("count", 2), n >= 0 { return n }; return nil }()
+            return .string(v.text.pythonReplacing(args[0].text, with: args[1].text, count: count))
         case "string": return .string(v.text)
-        case "int":
+        case "int":  // jinja2: int(value), else int(float(value)), else the default
+            let fallback = kw("default", 0) ?? .int(0)
             switch v {
             case .int: return v
-            case .double(let d): return .int(Int(d))
+            case .double(let d) where d.isFinite: return .int(Int(d))
             case .bool(let b): return .int(b ? 1 : 0)
-            case .string(let s): return .int(Int(s.trimmingWhitespace) ?? Int(Double(s.trimmingWhitespace) ?? 0))
-            default: return .int(0)
+            case .string(let s):
+                let t = s.trimmingWhitespace
+                if let i = Int(t) { return .int(i) }
+                if let d = Double(t), d.isFinite, abs(d) < 9.2e18 { return .int(Int(d)) }
+                return fallback
+            default: return fallback
             }
         case "float":
+            let fallback = kw("default", 0) ?? .double(0)
             switch v {
             case .int(let i): return .double(Double(i))
             case .double: return v
-            case .string(let s): return .double(Double(s.trimmingWhitespace) ?? 0)
-            default: return .double(0)
+            case .bool(let b): return .double(b ? 1 : 0)
+            case .string(let s): return Double(s.trimmingWhitespace).map { .double($0) } ?? fallback
+            default: return fallback
             }
         case "list": return .array(try interpreter.iterate(v))
         case "items":
@@ -101,10 +118,19 @@ extension Builtins {
             }
             if let failure { throw failure }
             return .array(reverse ? sorted.reversed() : sorted)
-        case "unique":
-            var seen: [Value] = []
-            for item in try interpreter.iterate(v) where !seen.contains(item) { seen.append(item) }
-            return .array(seen)
+        case "unique":  // first of each, compared case-insensitively unless asked (jinja2's default)
+            let caseSensitive = kw("case_sensitive", 0)?.isTruthy ?? false
+            let attr = kw("attribute", 1)?.text
+            func key(_ x: Value) -> Value {
+                let k = attr.map { x[$0] } ?? x
+                if !caseSensitive, case .string(let s) = k { return .string(s.lowercased()) }
+                return k
+            }
+            var seen: [Value] = [], out: [Value] = []
+            for item in try interpreter.iterate(v) where !seen.contains(key(item)) {
+                seen.append(key(item)); out.append(item)
+            }
+            return .array(out)
         case "abs":
             switch v {
             case .int(let i): return .int(abs(i))
@@ -113,20 +139,33 @@ extension Builtins {
             }
         case "round":
             let precision: Int = { if case .int(let p)? = kw("precision", 0) { return p }; return 0 }()
+            let method = kw("method", 1)?.text ?? "common"
             guard case let x? = { () -> Double? in
                 switch v { case .int(let i): return Double(i); case .double(let d): return d; default: return nil }
             }() else { throw TemplateError("round needs a number") }
             var scale = 1.0
             for _ in 0..<max(0, precision) { scale *= 10 }
-            return .double((x * scale).rounded(.toNearestOrEven) / scale)
+            switch method {
+            case "common":
+                if case .int = v, precision >= 0 { return v }  // Python's round keeps an int an int
+                // Python rounds the exact binary value to `precision` decimals (half to even), as printf does.
+                return .double(Double(String(format: "%.\(max(0, min(precision, 17)))f", x)) ?? x)
+            case "floor": return .double((x * scale).rounded(.down) / scale)
+            case "ceil": return .double((x * scale).rounded(.up) / scale)
+            default: throw TemplateError("method must be 'common', 'ceil' or 'floor'")
+            }
         case "safe": return v
         case "dictsort":
             guard case .object(let o) = v else { return .array([]) }
             return .array(o.sorted { $0.0.lowercased() < $1.0.lowercased() }.map { .array([.string($0.0), $0.1]) })
-        case "indent":
-            let width: Int = { if case .int(let w)? = kw("width", 0) { return w }; return 4 }()
+        case "indent":  // width: a number of spaces or the indent string itself
+            let width = kw("width", 0)
             let first = kw("first", 1)?.isTruthy ?? false
-            let pad = String(repeating: " ", count: width)
+            let pad: String = {
+                if case .string(let s)? = width { return s }
+                if case .int(let w)? = width { return String(repeating: " ", count: max(0, w)) }
+                return "    "
+            }()
             let lines = v.text.split(separator: "\n", omittingEmptySubsequences: false)
             return .string(lines.enumerated().map { i, line in
                 (i == 0 && !first) || line.isEmpty ? String(line) : pad + line

@@ -1,47 +1,61 @@
 /// JSON in and out with object key order kept: contexts are parsed into `Value`s as written, and `tojson` prints
 /// like Python's `json.dumps(x, ensure_ascii=False)` (", " and ": " separators; with indent, "," and ": ").
 public enum JSONText {
-    public static func encode(_ v: Value, indent: Int? = nil) -> String {
+    /// Python's json.dumps options as the `tojson` filter passes them.
+    public struct Options: Sendable {
+        public var indent: Int?
+        /// `separators`: between items and between a key and its value (Python's default: ", " or "," with an
+        /// indent, and ": ").
+        public var itemSeparator: String?, keySeparator = ": "
+        public var sortKeys = false, ensureASCII = false
+        public init(indent: Int? = nil) { self.indent = indent }
+    }
+
+    /// Throws for what Python cannot serialize (Undefined).
+    public static func encode(_ v: Value, _ options: Options) throws -> String {
         var out = ""
-        write(v, indent: indent, level: 0, into: &out)
+        try write(v, options, level: 0, into: &out)
         return out
     }
 
-    private static func write(_ v: Value, indent: Int?, level: Int, into out: inout String) {
+    private static func write(_ v: Value, _ options: Options, level: Int, into out: inout String) throws {
+        let indent = options.indent
         let newline = indent.map { "\n" + String(repeating: " ", count: $0 * (level + 1)) }
         let closing = indent.map { "\n" + String(repeating: " ", count: $0 * level) } ?? ""
-        let comma = indent == nil ? ", " : ","
+        let comma = options.itemSeparator ?? (indent == nil ? ", " : ",")
         switch v {
-        case .undefined, .none: out += "null"
+        case .undefined: throw TemplateError("Object of type Undefined is not JSON serializable")
+        case .none: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d): out += d.isFinite ? Value.pythonFloat(d) : (d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity")
-        case .string(let s): writeString(s, into: &out)
+        case .string(let s): writeString(s, ascii: options.ensureASCII, into: &out)
         case .array(let a):
             if a.isEmpty { out += "[]"; return }
             out += "["
             for (i, item) in a.enumerated() {
                 if i > 0 { out += comma }
                 if let newline { out += newline }
-                write(item, indent: indent, level: level + 1, into: &out)
+                try write(item, options, level: level + 1, into: &out)
             }
             out += closing + "]"
         case .object(let o):
             if o.isEmpty { out += "{}"; return }
             out += "{"
-            for (i, (k, item)) in o.enumerated() {
+            let entries = options.sortKeys ? o.sorted { Array($0.0.unicodeScalars.map(\.value)).lexicographicallyPrecedes($1.0.unicodeScalars.map(\.value)) } : Array(o)
+            for (i, (k, item)) in entries.enumerated() {
                 if i > 0 { out += comma }
                 if let newline { out += newline }
-                writeString(k, into: &out)
-                out += ": "
-                write(item, indent: indent, level: level + 1, into: &out)
+                writeString(k, ascii: options.ensureASCII, into: &out)
+                out += options.keySeparator
+                try write(item, options, level: level + 1, into: &out)
             }
             out += closing + "}"
         case .namespace, .macro, .builtin: out += "null"
         }
     }
 
-    private static func writeString(_ s: String, into out: inout String) {
+    private static func writeString(_ s: String, ascii: Bool = false, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -53,9 +67,14 @@ public enum JSONText {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
+                func escaped(_ unit: UInt32) -> String {
+                    let hex = String(unit, radix: 16)
+                    return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
                 if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    out += escaped(scalar.value)
+                } else if ascii && scalar.value > 0x7e {  // ensure_ascii: UTF-16 units, surrogate pairs above U+FFFF
+                    for unit in String(scalar).utf16 { out += escaped(UInt32(unit)) }
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -13,9 +13,12 @@ extension Builtins {
             case "lower": return .string(s.lowercased())
             case "title": return .string(titleCase(s))
             case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
-            case "startswith": return .bool(args.contains { s.hasPrefix($0.text) })
-            case "endswith": return .bool(args.contains { s.hasSuffix($0.text) })
-            case "replace": return .string(s.replacingAll(args[0].text, with: args.count > 1 ? args[1].text : ""))
+            case "startswith", "endswith":  // a string or a tuple (list) of them
+                let candidates: [Value] = { if case .array(let a)? = args.first { return a }; return args.prefix(1).map { $0 } }()
+                return .bool(candidates.contains { name == "startswith" ? s.hasPrefix($0.text) : s.hasSuffix($0.text) })
+            case "replace":
+                let count: Int? = { if args.count > 2, case .int(let n) = args[2], n >= 0 { return n }; return nil }()
+                return .string(s.pythonReplacing(args.first?.text ?? "", with: args.count > 1 ? args[1].text : "", count: count))
             case "split", "rsplit":
                 let limit: Int? = { if args.count > 1, case .int(let n) = args[1], n >= 0 { return n }; return nil }()
                 if let sep = args.first, case .string(let separator) = sep {
@@ -90,7 +93,41 @@ extension Builtins {
     }
 }
 
+extension Builtins {
+    /// jinja2's `title` filter: the first character of each run after whitespace, '-', '(', '{', '[' or '<'
+    /// uppercased, the rest lowercased ("they're" stays "They're", unlike Python's str.title).
+    static func jinjaTitle(_ s: String) -> String {
+        var out = ""
+        var atWordStart = true
+        for ch in s {
+            let separator = ch.isWhitespace || "-({[<".contains(ch)
+            out += atWordStart ? ch.uppercased() : ch.lowercased()
+            atWordStart = separator
+        }
+        return out
+    }
+}
+
 extension String {
+    /// Python's str.replace: at most `count` replacements; an empty `target` matches between every code point.
+    func pythonReplacing(_ target: String, with replacement: String, count: Int? = nil) -> String {
+        let limit = count ?? Int.max
+        guard !target.isEmpty else {
+            var out = "", done = 0
+            for scalar in unicodeScalars {
+                if done < limit { out += replacement; done += 1 }
+                out.unicodeScalars.append(scalar)
+            }
+            if done < limit { out += replacement }
+            return out
+        }
+        var parts = components(separatedByString: target)
+        if parts.count - 1 > limit {
+            parts = Array(parts.prefix(limit)) + [parts.dropFirst(limit).joined(separator: target)]
+        }
+        return parts.joined(separator: replacement)
+    }
+
     func replacingAll(_ target: String, with replacement: String) -> String {
         guard !target.isEmpty else { return self }
         return components(separatedByString: target).joined(separator: replacement)

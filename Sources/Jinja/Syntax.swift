@@ -54,11 +54,28 @@ enum ExpressionLexer {
                 while j < s.count && s[j] != c {
                     if s[j] == "\\" && j + 1 < s.count {
                         j += 1
+                        // Python's escapes; an unknown one keeps its backslash, as in Python.
+                        func hex(_ digits: Int) -> Unicode.Scalar? {
+                            guard j + digits < s.count, let v = UInt32(String(String.UnicodeScalarView(s[j + 1...j + digits])), radix: 16)
+                            else { return nil }
+                            return Unicode.Scalar(v)
+                        }
                         switch s[j] {
                         case "n": value.append("\n")
                         case "t": value.append("\t")
                         case "r": value.append("\r")
-                        default: value.append(s[j])
+                        case "a": value.append("\u{07}")
+                        case "b": value.append("\u{08}")
+                        case "f": value.append("\u{0C}")
+                        case "v": value.append("\u{0B}")
+                        case "0": value.append("\u{00}")
+                        case "x", "u", "U":
+                            let digits = s[j] == "x" ? 2 : s[j] == "u" ? 4 : 8
+                            guard let scalar = hex(digits) else { throw TemplateError("truncated \\\(s[j]) escape in '\(source)'") }
+                            value.append(scalar)
+                            j += digits
+                        case "\\", "'", "\"", "\n": if s[j] != "\n" { value.append(s[j]) }  // backslash-newline: nothing
+                        default: value.append("\\"); value.append(s[j])
                         }
                     } else {
                         value.append(s[j])

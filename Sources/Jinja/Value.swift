@@ -99,7 +99,15 @@ public indirect enum Value: Sendable, Equatable {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if Character(ch) == quote { out += "\\" + String(quote) } else { out.unicodeScalars.append(ch) }
+                if Character(ch) == quote {
+                    out += "\\" + String(quote)
+                } else if ch != " " && !ch.isPythonPrintable {  // \xNN, \uNNNN, \UNNNNNNNN, as Python's repr
+                    let hex = String(ch.value, radix: 16)
+                    let width = ch.value < 0x100 ? 2 : ch.value < 0x10000 ? 4 : 8
+                    out += "\\" + (width == 2 ? "x" : width == 4 ? "u" : "U") + String(repeating: "0", count: width - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(ch)
+                }
             }
         }
         out.append(quote)
@@ -120,5 +128,18 @@ public final class Macro: @unchecked Sendable {
     init(parameters: [(String, Expression?)], body: [Node]) {
         self.parameters = parameters
         self.body = body
+    }
+}
+
+extension Unicode.Scalar {
+    /// Python's str.isprintable for one character: not a control, format, surrogate, private-use, unassigned or
+    /// separator character (the space is handled by the caller).
+    var isPythonPrintable: Bool {
+        switch properties.generalCategory {
+        case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator, .spaceSeparator:
+            return false
+        default:
+            return true
+        }
     }
 }
