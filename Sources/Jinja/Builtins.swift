@@ -159,6 +159,9 @@ enum Builtins {
             let ints = args.compactMap { if case .int(let i) = $0 { return i } else { return nil } }
             let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count > 2 ? ints[2] : 1)
             guard step != 0 else { throw TemplateError("range() arg 3 must not be zero") }
+            // transformers renders in jinja2's sandbox, which refuses ranges over MAX_RANGE items.
+            let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
+            guard count <= 100_000 else { throw TemplateError("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
             return .array(Swift.stride(from: start, to: stop, by: step).map { .int($0) })
         default: throw TemplateError("'\(name)' is undefined")
         }

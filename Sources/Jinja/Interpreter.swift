@@ -1,6 +1,8 @@
 /// Evaluates a template's nodes: jinja2 scoping (a loop body's `set` stays in the loop; `namespace` is the way
 /// out), Python value semantics, and the filters, tests and methods chat templates use.
 struct Interpreter {
+    /// The name a `{% set x | filters %}` block's text has while its filters run.
+    static let setBlockVariable = "__set_block__"
     private var scopes: [[String: Value]]
 
     enum Flow { case normal, breakLoop, continueLoop }
@@ -38,16 +40,32 @@ struct Interpreter {
                 case .name(let n): scopes[scopes.count - 1][n] = v
                 case .attribute(.name(let ns), let attr):
                     guard case .namespace(let namespace) = lookup(ns) else { throw TemplateError("cannot assign attribute on non-namespace \(ns)") }
+                    guard !attr.hasPrefix("_") else {  // transformers' sandbox rule
+                        throw TemplateError("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '\(attr)'.")
+                    }
                     namespace.values[attr] = v
                 case .list(let names):
                     let items = try iterate(v)
                     for (name, item) in zip(names, items) { if case .name(let n) = name { scopes[scopes.count - 1][n] = item } }
                 default: throw TemplateError("cannot assign to \(target)")
                 }
-            case .setBlock(let name, let body):
+            case .setBlock(let name, let filter, let body):
                 var captured = ""
                 _ = try execute(body, into: &captured)
-                scopes[scopes.count - 1][name] = .string(captured)
+                var value = Value.string(captured)
+                if let filter {
+                    scopes.append([Self.setBlockVariable: value])
+                    defer { scopes.removeLast() }
+                    value = try eval(filter)
+                }
+                scopes[scopes.count - 1][name] = value
+            case .with(let assignments, let body):
+                var scope: [String: Value] = [:]
+                for (name, expression) in assignments { scope[name] = try eval(expression) }
+                scopes.append(scope)
+                defer { scopes.removeLast() }
+                let flow = try execute(body, into: &out)
+                if flow != .normal { return flow }
             case .macro(let name, let parameters, let body):
                 scopes[scopes.count - 1][name] = .macro(Macro(parameters: parameters, body: body))
             case .breakLoop: return .breakLoop
@@ -155,8 +173,7 @@ struct Interpreter {
 
     private func attribute(_ base: Value, _ name: String) throws -> Value {
         if case .undefined = base { throw TemplateError("'undefined' has no attribute '\(name)'") }
-        if case .none = base { throw TemplateError("'None' has no attribute '\(name)'") }
-        return base[name]
+        return base[name]  // an attribute of None is undefined, as in jinja2
     }
 
     private func subscriptValue(_ base: Value, _ index: Value) throws -> Value {

@@ -51,15 +51,21 @@ enum Lexer {
             let stripBefore = j < s.count && s[j] == "-"
             let keepBefore = j < s.count && s[j] == "+"
             if stripBefore || keepBefore { j += 1 }
-            // Find the closing marker, skipping quoted strings inside expressions.
+            // Find the closing marker, skipping quoted strings and balanced braces inside expressions (a dict literal
+            // may end in "}}" before the tag does, as jinja2's lexer allows).
             var k = j
             var quote: Unicode.Scalar?
+            var braces = 0
             while k + 1 < s.count {
                 if let q = quote {
                     if s[k] == "\\" { k += 2; continue }
                     if s[k] == q { quote = nil }
                 } else if kind != "#" && (s[k] == "'" || s[k] == "\"") {
                     quote = s[k]
+                } else if kind != "#" && s[k] == "{" {
+                    braces += 1
+                } else if kind != "#" && s[k] == "}" && braces > 0 {
+                    braces -= 1
                 } else if s[k] == close && s[k + 1] == "}" {
                     break
                 }
@@ -83,6 +89,17 @@ enum Lexer {
             }
             flushText()
             let body = String(String.UnicodeScalarView(s[j..<bodyEnd])).trimmingWhitespace
+            if kind == "%" && body == "raw" {  // everything up to {% endraw %} is text, tags included
+                guard let end = Self.endRaw(s, from: k + 2) else { throw TemplateError("{% raw %} without {% endraw %}") }
+                var content = String.UnicodeScalarView(s[(k + 2)..<end.start])
+                if stripAfter { while let f = content.first, f.properties.isWhitespace { content.removeFirst() } }
+                if end.stripBefore { while let l = content.last, l.properties.isWhitespace { content.removeLast() } }
+                if !content.isEmpty { pieces.append(.text(String(content))) }
+                i = end.after
+                runStartsAtLineStart = false
+                if end.stripAfter { stripNextWhitespace = true } else if !end.keepAfter { trimNextNewline = true }
+                continue
+            }
             switch kind {
             case "{": pieces.append(.output(body))
             case "%": pieces.append(.statement(body))
@@ -98,6 +115,27 @@ enum Lexer {
         }
         flushText()
         return pieces
+    }
+
+    /// The first `{% endraw %}` (with optional -/+ markers) at or after `from`.
+    static func endRaw(_ s: [Unicode.Scalar], from: Int) -> (start: Int, after: Int, stripBefore: Bool, stripAfter: Bool, keepAfter: Bool)? {
+        var i = from
+        while i + 1 < s.count {
+            defer { i += 1 }
+            guard s[i] == "{" && s[i + 1] == "%" else { continue }
+            var j = i + 2
+            let stripBefore = j < s.count && s[j] == "-"
+            if j < s.count && (s[j] == "-" || s[j] == "+") { j += 1 }
+            while j < s.count && s[j].properties.isWhitespace { j += 1 }
+            guard j + 6 <= s.count, String(String.UnicodeScalarView(s[j..<j + 6])) == "endraw" else { continue }
+            j += 6
+            while j < s.count && s[j].properties.isWhitespace { j += 1 }
+            let stripAfter = j < s.count && s[j] == "-", keepAfter = j < s.count && s[j] == "+"
+            if stripAfter || keepAfter { j += 1 }
+            guard j + 1 < s.count, s[j] == "%", s[j + 1] == "}" else { continue }
+            return (i, j + 2, stripBefore, stripAfter, keepAfter)
+        }
+        return nil
     }
 
 }

@@ -78,6 +78,14 @@ extension Builtins {
                 return args[i % args.count]
             default: return nil
             }
+        case .array(let a):
+            switch name {
+            case "index":
+                guard let needle = args.first, let at = a.firstIndex(of: needle) else { throw TemplateError("value is not in list") }
+                return .int(at)
+            case "count": return .int(a.filter { $0 == (args.first ?? .undefined) }.count)
+            default: return nil
+            }
         default: return nil
         }
     }

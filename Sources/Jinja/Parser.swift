@@ -234,8 +234,8 @@ struct ExpressionParser {
                 var args: [Expression] = []
                 if accept("(") {
                     args = try arguments().0
-                } else if let t = peek, !isTerminator(t) {
-                    args = [try primary()]  // `is divisibleby 3`, `is sameas none`
+                } else if let t = peek, !isTerminator(t) || t == .op("[") || t == .op("{") {
+                    args = [try primary()]  // `is divisibleby 3`, `is sameas none`, `is in [1, 2]`
                 }
                 node = .test(node, name, args, negated: negated)
             } else {

@@ -22,7 +22,10 @@ public indirect enum Node: @unchecked Sendable {
     case ifChain([(Expression, [Node])], otherwise: [Node])
     case forLoop(targets: [String], iterable: Expression, filter: Expression?, body: [Node], otherwise: [Node])
     case set(target: Expression, value: Expression)
-    case setBlock(name: String, body: [Node])
+    /// `{% set name | filters %}body{% endset %}`: `filter` applies the filters to the variable `setBlockVariable`.
+    case setBlock(name: String, filter: Expression?, body: [Node])
+    /// `{% with a = 1, b = 2 %}body{% endwith %}`: the names exist inside the body only.
+    case with(assignments: [(String, Expression)], body: [Node])
     case macro(name: String, parameters: [(String, Expression?)], body: [Node])
     case breakLoop
     case continueLoop

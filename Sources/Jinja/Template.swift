@@ -58,8 +58,10 @@ public struct Template: Sendable {
             }
         case "for":
             var parser = ExpressionParser(try ExpressionLexer.tokens(rest))
+            let parenthesized = parser.accept("(")  // `for (a, b) in pairs`
             var targets = [try parser.expectName()]
             while parser.accept(",") { targets.append(try parser.expectName()) }
+            if parenthesized { try parser.expect(")") }
             try parser.expect("in")
             let iterable = try parser.expression(allowConditional: false)
             let filter = parser.accept("if") ? try parser.expression(allowConditional: false) : nil
@@ -78,10 +80,27 @@ public struct Template: Sendable {
             guard let eq = rest.firstIndex(of: "=") else {
                 let (body, end) = try parseBlock(&pieces, until: ["endset"])
                 guard end != nil else { throw TemplateError("missing {% endset %}") }
-                return .setBlock(name: rest, body: body)
+                let name = String(rest.prefix { $0 != "|" }).trimmingWhitespace
+                let filters = rest.drop { $0 != "|" }
+                let filter = filters.isEmpty ? nil : try ExpressionParser.parse(Interpreter.setBlockVariable + " " + filters)
+                return .setBlock(name: name, filter: filter, body: body)
             }
-            let target = try ExpressionParser.parse(String(rest[..<eq]))
-            return .set(target: target, value: try ExpressionParser.parse(String(rest[rest.index(after: eq)...])))
+            // `set a, b = 1, 2` and `set a, b = pair`: several names take the items of the value.
+            let names = Self.topLevelParts(String(rest[..<eq]))
+            let target = names.count > 1 ? .list(try names.map { try ExpressionParser.parse($0) }) : try ExpressionParser.parse(String(rest[..<eq]))
+            let values = Self.topLevelParts(String(rest[rest.index(after: eq)...]))
+            let value = values.count > 1 ? .list(try values.map { try ExpressionParser.parse($0) })
+                : try ExpressionParser.parse(String(rest[rest.index(after: eq)...]))
+            return .set(target: target, value: value)
+        case "with":
+            var assignments: [(String, Expression)] = []
+            for part in Self.topLevelParts(rest) where !part.trimmingWhitespace.isEmpty {
+                guard let eq = part.firstIndex(of: "=") else { throw TemplateError("expected name = value in {% with \(rest) %}") }
+                assignments.append((String(part[..<eq]).trimmingWhitespace, try ExpressionParser.parse(String(part[part.index(after: eq)...]))))
+            }
+            let (body, end) = try parseBlock(&pieces, until: ["endwith"])
+            guard end != nil else { throw TemplateError("missing {% endwith %}") }
+            return .with(assignments: assignments, body: body)
         case "macro":
             var parser = ExpressionParser(try ExpressionLexer.tokens(rest))
             let name = try parser.expectName()
@@ -101,5 +120,29 @@ public struct Template: Sendable {
         default:
             throw TemplateError("unsupported statement {% \(source) %}")
         }
+    }
+}
+
+extension Template {
+    /// `text` split at commas outside brackets and string literals.
+    static func topLevelParts(_ text: String) -> [String] {
+        var parts: [String] = [], current = "", depth = 0
+        var quote: Character?
+        for ch in text {
+            if let q = quote {
+                if ch == q { quote = nil }
+            } else if ch == "'" || ch == "\"" {
+                quote = ch
+            } else if "([{".contains(ch) {
+                depth += 1
+            } else if ")]}".contains(ch) {
+                depth -= 1
+            } else if ch == "," && depth == 0 {
+                parts.append(current); current = ""; continue
+            }
+            current.append(ch)
+        }
+        parts.append(current)
+        return parts
     }
 }
