@@ -98,7 +98,14 @@ public final class KVStoreClient: Sendable {
     private func roundTrip(_ command: StoreCommand, _ key: String) async throws(KVStoreClientError) -> StoreReply {
         let channel = try await currentChannel()
         let promise = channel.eventLoop.makePromise(of: StoreReply.self)
-        channel.writeAndFlush(ClientRequest(command: command, key: key, object: nil, reply: promise), promise: nil)
+        let request = ClientRequest(command: command, key: key, object: nil, reply: promise)
+        // Checked and written on the channel's event loop: a channel that closed after `currentChannel` returned it
+        // has no pipeline left, and a write there would never reach the handler that answers, times out or fails
+        // the reply (the request would wait forever).
+        channel.eventLoop.execute {
+            guard channel.isActive else { return promise.fail(KVStoreClientError.connectionClosed) }
+            channel.writeAndFlush(request, promise: nil)
+        }
         return try await wait(promise.futureResult)
     }
 
