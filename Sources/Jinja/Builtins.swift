@@ -20,18 +20,18 @@ enum Builtins {
         case "+":
             switch (a, b) {
             case (.string(let x), .string(let y)): return .string(x + y)
-            case (.array(let x), .array(let y)): return .array(x + y)
+            case (.array(let x, _), .array(let y, _)): return .array(x + y)
             default: return try arithmetic(op, a, b)
             }
         case "*":
             if case .string(let s) = a, case .int(let n) = b { return .string(String(repeating: s, count: max(0, n))) }
             if case .int(let n) = a, case .string(let s) = b { return .string(String(repeating: s, count: max(0, n))) }
-            if case .array(let s) = a, case .int(let n) = b { return .array(Array(repeatElement(s, count: max(0, n)).joined())) }
+            if case .array(let s, _) = a, case .int(let n) = b { return .array(Array(repeatElement(s, count: max(0, n)).joined())) }
             return try arithmetic(op, a, b)
         case "%":
             // 'fmt' % value or 'fmt' % (a, b): Python's printf-style formatting.
             if case .string(let format) = a {
-                if case .array(let items) = b { return .string(try formatPercent(format, items)) }
+                if case .array(let items, _) = b { return .string(try formatPercent(format, items)) }
                 return .string(try formatPercent(format, [b]))
             }
             return try arithmetic(op, a, b)
@@ -105,7 +105,7 @@ enum Builtins {
         case .string(let s):
             guard case .string(let needle) = item else { throw TemplateError("'in <string>' requires string as left operand") }
             return needle.isEmpty || s.contains(needle)
-        case .array(let a): return a.contains(item)
+        case .array(let a, _): return a.contains(item)
         case .object(let o): return o.contains { $0.0 == item.text && { if case .string = item { return true } else { return false } }() }
         case .undefined: throw TemplateError("argument of type 'Undefined' is not iterable")
         default: throw TemplateError("argument of type '\(container.typeName)' is not iterable")
@@ -117,7 +117,7 @@ enum Builtins {
         let elements: [Value]
         var isString = false
         switch base {
-        case .array(let a): elements = a
+        case .array(let a, _): elements = a
         case .string(let s): elements = s.map { .string(String($0)) }; isString = true
         default: throw TemplateError("'\(base.typeName)' object is not subscriptable")
         }

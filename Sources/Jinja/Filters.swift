@@ -18,7 +18,7 @@ extension Builtins {
         case "length", "count":
             switch v {
             case .string(let s): return .int(s.unicodeScalars.count)  // Python's len: code points
-            case .array(let a): return .int(a.count)
+            case .array(let a, _): return .int(a.count)
             case .object(let o): return .int(o.count)
             case .undefined: return .int(0)
             default: throw TemplateError("object of type '\(v.typeName)' has no len()")
@@ -37,7 +37,7 @@ extension Builtins {
             return boolean && !v.isTruthy ? fallback : v
         case "tojson":  // transformers' tojson: json.dumps(x, ensure_ascii=False, indent, separators, sort_keys)
             var options = JSONText.Options(indent: { if case .int(let i)? = kw("indent", 0) { return i }; return nil }())
-            if case .array(let pair)? = kwargs.first(where: { $0.0 == "separators" })?.1, pair.count == 2 {
+            if case .array(let pair, _)? = kwargs.first(where: { $0.0 == "separators" })?.1, pair.count == 2 {
                 (options.itemSeparator, options.keySeparator) = (pair[0].text, pair[1].text)
             }
             options.sortKeys = kwargs.first { $0.0 == "sort_keys" }?.1.isTruthy ?? false
@@ -73,7 +73,7 @@ extension Builtins {
         case "list": return .array(try interpreter.iterate(v))
         case "items":
             guard case .object(let o) = v else { return .array([]) }
-            return .array(o.map { .array([.string($0.0), $0.1]) })
+            return .array(o.map { .array([.string($0.0), $0.1], isTuple: true) })
         case "selectattr", "rejectattr":
             guard let attr = args.first?.text else { throw TemplateError("\(name) needs an attribute") }
             let keep = name == "selectattr"
@@ -155,9 +155,23 @@ extension Builtins {
             default: throw TemplateError("method must be 'common', 'ceil' or 'floor'")
             }
         case "safe": return v
-        case "dictsort":
+        case "dictsort":  // (key, value) tuples sorted by key or value, case-insensitively unless asked
             guard case .object(let o) = v else { return .array([]) }
-            return .array(o.sorted { $0.0.lowercased() < $1.0.lowercased() }.map { .array([.string($0.0), $0.1]) })
+            let caseSensitive = kw("case_sensitive", 0)?.isTruthy ?? false
+            let byValue = kw("by", 1)?.text == "value"
+            let reverse = kw("reverse", 2)?.isTruthy ?? false
+            func key(_ pair: (String, Value)) -> Value {
+                let k = byValue ? pair.1 : .string(pair.0)
+                if !caseSensitive, case .string(let s) = k { return .string(s.lowercased()) }
+                return k
+            }
+            var failure: (any Error)?
+            var sorted = o.sorted { a, b in
+                do { return try compare(key(a), key(b)) < 0 } catch { failure = error; return false }
+            }
+            if let failure { throw failure }
+            if reverse { sorted.reverse() }
+            return .array(sorted.map { .array([.string($0.0), $0.1], isTuple: true) })
         case "indent":  // width: a number of spaces or the indent string itself
             let width = kw("width", 0)
             let first = kw("first", 1)?.isTruthy ?? false

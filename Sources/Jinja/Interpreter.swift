@@ -109,7 +109,7 @@ struct Interpreter {
         var scope: [String: Value] = [:]
         let parts: [Value]
         switch item {
-        case .array(let a): parts = a
+        case .array(let a, _): parts = a
         default: parts = []
         }
         for (k, name) in targets.enumerated() { scope[name] = k < parts.count ? parts[k] : .undefined }
@@ -123,7 +123,7 @@ struct Interpreter {
 
     func iterate(_ v: Value) throws -> [Value] {
         switch v {
-        case .array(let a): return a
+        case .array(let a, _): return a
         case .object(let o): return o.map { .string($0.0) }
         case .string(let s): return s.map { .string(String($0)) }
         case .undefined: return []
@@ -136,6 +136,7 @@ struct Interpreter {
         case .literal(let v): return v
         case .name(let n): return lookup(n)
         case .list(let items): return .array(try items.map { try eval($0) })
+        case .tuple(let items): return .array(try items.map { try eval($0) }, isTuple: true)
         case .dict(let pairs): return .object(try pairs.map { (try eval($0.0).text, try eval($0.1)) })
         case .attribute(let base, let name): return try attribute(try eval(base), name)
         case .index(let base, let index): return try subscriptValue(try eval(base), try eval(index))
@@ -179,7 +180,7 @@ struct Interpreter {
     private func subscriptValue(_ base: Value, _ index: Value) throws -> Value {
         switch (base, index) {
         case (.undefined, _): throw TemplateError("'undefined' is not subscriptable")
-        case (.array(let a), .int(let i)):
+        case (.array(let a, _), .int(let i)):
             let k = i < 0 ? a.count + i : i
             return a.indices.contains(k) ? a[k] : .undefined
         case (.string(let s), .int(let i)):
@@ -230,7 +231,7 @@ extension Value {
         case .int: return "int"
         case .double: return "float"
         case .string: return "str"
-        case .array: return "list"
+        case .array(_, let isTuple): return isTuple ? "tuple" : "list"
         case .object: return "dict"
         case .namespace: return "Namespace"
         case .macro: return "Macro"

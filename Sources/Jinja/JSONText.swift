@@ -30,7 +30,7 @@ public enum JSONText {
         case .int(let i): out += String(i)
         case .double(let d): out += d.isFinite ? Value.pythonFloat(d) : (d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity")
         case .string(let s): writeString(s, ascii: options.ensureASCII, into: &out)
-        case .array(let a):
+        case .array(let a, _):
             if a.isEmpty { out += "[]"; return }
             out += "["
             for (i, item) in a.enumerated() {

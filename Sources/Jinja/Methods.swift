@@ -14,7 +14,7 @@ extension Builtins {
             case "title": return .string(titleCase(s))
             case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
             case "startswith", "endswith":  // a string or a tuple (list) of them
-                let candidates: [Value] = { if case .array(let a)? = args.first { return a }; return args.prefix(1).map { $0 } }()
+                let candidates: [Value] = { if case .array(let a, _)? = args.first { return a }; return args.prefix(1).map { $0 } }()
                 return .bool(candidates.contains { name == "startswith" ? s.hasPrefix($0.text) : s.hasSuffix($0.text) })
             case "replace":
                 let count: Int? = { if args.count > 2, case .int(let n) = args[2], n >= 0 { return n }; return nil }()
@@ -42,7 +42,7 @@ extension Builtins {
                 }
                 return .int(at)
             case "join":
-                guard case .array(let items)? = args.first else { throw TemplateError("join() needs a list") }
+                guard case .array(let items, _)? = args.first else { throw TemplateError("join() needs a list") }
                 return .string(items.map(\.text).joined(separator: s))
             case "isdigit": return .bool(!s.isEmpty && s.allSatisfy { $0.isNumber && $0.isASCII || $0.isWholeNumber })
             case "isalpha": return .bool(!s.isEmpty && s.allSatisfy(\.isLetter))
@@ -67,7 +67,7 @@ extension Builtins {
             }
         case .object(let o):
             switch name {
-            case "items": return .array(o.map { .array([.string($0.0), $0.1]) })
+            case "items": return .array(o.map { .array([.string($0.0), $0.1], isTuple: true) })
             case "keys": return .array(o.map { .string($0.0) })
             case "values": return .array(o.map(\.1))
             case "get":
@@ -78,7 +78,7 @@ extension Builtins {
                 return args[i % args.count]
             default: return nil
             }
-        case .array(let a):
+        case .array(let a, _):
             switch name {
             case "index":
                 guard let needle = args.first, let at = a.firstIndex(of: needle) else { throw TemplateError("value is not in list") }

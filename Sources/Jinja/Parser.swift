@@ -135,14 +135,15 @@ struct ExpressionParser {
             default: return .name(n)
             }
         case .op("("):
+            if accept(")") { return .tuple([]) }
             let first = try expression()
-            if accept(",") {
+            if accept(",") {  // a tuple: (a, b), (a,)
                 var items = [first]
                 while !accept(")") {
                     items.append(try expression())
                     if !accept(",") { try expect(")"); break }
                 }
-                return .list(items)
+                return .tuple(items)
             }
             try expect(")")
             return first

@@ -3,6 +3,7 @@ public indirect enum Expression: @unchecked Sendable {
     case literal(Value)
     case name(String)
     case list([Expression])
+    case tuple([Expression])
     case dict([(Expression, Expression)])
     case attribute(Expression, String)
     case index(Expression, Expression)

@@ -7,7 +7,8 @@ public indirect enum Value: Sendable, Equatable {
     case int(Int)
     case double(Double)
     case string(String)
-    case array([Value])
+    /// A list, or a tuple (`isTuple`): the same in every use but printing, equality and type name.
+    case array([Value], isTuple: Bool = false)
     case object([(String, Value)])
     case namespace(Namespace)
     case macro(Macro)
@@ -24,7 +25,7 @@ public indirect enum Value: Sendable, Equatable {
         case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y
         case (.bool(let x), .int(let y)), (.int(let y), .bool(let x)): return (x ? 1 : 0) == y
         case (.string(let x), .string(let y)): return x == y
-        case (.array(let x), .array(let y)): return x == y
+        case (.array(let x, let t), .array(let y, let u)): return x == y && t == u
         case (.object(let x), .object(let y)):
             return x.count == y.count && x.allSatisfy { k, v in y.first { $0.0 == k }?.1 == v }
         case (.namespace(let x), .namespace(let y)): return x === y
@@ -40,7 +41,7 @@ public indirect enum Value: Sendable, Equatable {
         case .int(let i): return i != 0
         case .double(let d): return d != 0
         case .string(let s): return !s.isEmpty
-        case .array(let a): return !a.isEmpty
+        case .array(let a, _): return !a.isEmpty
         case .object(let o): return !o.isEmpty
         case .namespace, .macro, .builtin: return true
         }
@@ -72,7 +73,8 @@ public indirect enum Value: Sendable, Equatable {
         case .int(let i): return String(i)
         case .double(let d): return Self.pythonFloat(d)
         case .string(let s): return topLevel ? s : Self.pythonStringRepr(s)
-        case .array(let a): return "[" + a.map { $0.repr() }.joined(separator: ", ") + "]"
+        case .array(let a, false): return "[" + a.map { $0.repr() }.joined(separator: ", ") + "]"
+        case .array(let a, true): return "(" + a.map { $0.repr() }.joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
         case .object(let o): return "{" + o.map { Self.pythonStringRepr($0.0) + ": " + $0.1.repr() }.joined(separator: ", ") + "}"
         case .namespace: return "<Namespace>"
         case .macro: return "<Macro>"
