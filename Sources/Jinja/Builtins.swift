@@ -178,6 +178,7 @@ enum Builtins {
         case "sequence": switch v { case .array, .string, .object, .undefined: return true; default: return false }
         case "iterable": switch v { case .array, .string, .object, .undefined: return true; default: return false }
         case "number": switch v { case .int, .double, .bool: return true; default: return false }
+        case "callable": switch v { case .macro, .builtin: return true; default: return false }
         case "integer": if case .int = v { return true }; return false
         case "float": if case .double = v { return true }; return false
         case "boolean": if case .bool = v { return true }; return false

@@ -174,6 +174,7 @@ struct Interpreter {
 
     private func attribute(_ base: Value, _ name: String) throws -> Value {
         if case .undefined = base { throw TemplateError("'undefined' has no attribute '\(name)'") }
+        if let method = Builtins.boundMethod(base, name) { return method }
         return base[name]  // an attribute of None is undefined, as in jinja2
     }
 

@@ -90,6 +90,23 @@ extension Builtins {
         }
     }
 
+    /// The methods `method` implements, by receiver: `x.name` without a call is that bound method (callable), as
+    /// jinja2's attribute lookup finds a method before a dict item of the same name.
+    static let stringMethods: Set<String> = ["strip", "lstrip", "rstrip", "upper", "lower", "title", "capitalize",
+        "startswith", "endswith", "replace", "split", "rsplit", "swapcase", "index", "rfind", "rindex", "join", "isdigit",
+        "isalpha", "isalnum", "isspace", "islower", "isupper", "zfill", "splitlines", "format", "find", "count"]
+    static let dictMethods: Set<String> = ["items", "keys", "values", "get"]
+    static let listMethods: Set<String> = ["index", "count"]
+
+    static func boundMethod(_ receiver: Value, _ name: String) -> Value? {
+        switch receiver {
+        case .string where stringMethods.contains(name): return .builtin("str.\(name)")
+        case .object where dictMethods.contains(name): return .builtin("dict.\(name)")
+        case .array(_, let isTuple) where listMethods.contains(name): return .builtin("\(isTuple ? "tuple" : "list").\(name)")
+        default: return nil
+        }
+    }
+
     static func titleCase(_ s: String) -> String {
         var out = ""
         var previousIsLetter = false
