@@ -20,11 +20,11 @@ kill_test_processes() {
     done
 }
 
-# Each run has a deadline far above its normal time (15-45 s and about 35 s here; 5 and 10 min, so a hung CI ends
-# within 30 min): a hang fails fast and names the tests
-# that never finished, instead of holding CI until its own limit. A watchdog rather than `timeout`: swift test starts
-# the test binary in a process group of its own, which a timeout of the runner alone leaves running (holding the
-# output pipe open). Output is line-buffered so that the names are those of the tests really left running.
+# Each run has a deadline far above its normal time (15-45 s and about 35 s here; 5 and 10 min, so a hung CI run
+# ends within 30 min): a hang fails fast and names the tests that never finished. A watchdog rather than `timeout`:
+# swift test starts the test binary in a process group of its own, which a timeout of the runner alone leaves
+# running (holding the output pipe open). Output is line-buffered so that the names are those of the tests really
+# left running.
 run_tests() {  # LIMIT_SECONDS SWIFT-TEST-ARGS...
     local limit=$1; shift
     local log; log=$(mktemp /tmp/swiftwise-test.XXXXXX)

@@ -1,6 +1,25 @@
-/// How the forward pass launches its attention kernels: shapes, kernel choice and shared-memory sizes (unit-tested
-/// without a GPU in GPUTests).
+import Models
+
+/// Which kernels the forward pass launches and with what: attention shapes, kernel choice, shared-memory sizes, the
+/// fused GEMVs' limits (unit-tested without a GPU in GPUTests).
 extension GPULlama {
+    /// Shared memory a normalizing GEMV may use for its staged rows (opted in at load).
+    static let fusedSharedLimit = 96 << 10
+
+    /// Whether a step of `rows` rows runs the fused GEMV kernels (RMSNorm prologue; residual, SwiGLU or RoPE
+    /// epilogue): the GEMV's row range, when the staged normalized rows fit in shared memory. They compute exactly
+    /// what the separate kernels compute, so the choice never changes a result (`fusedDecode = false` to compare).
+    func fusesDecode(rows: Int) -> Bool {
+        fusedDecode && Self.fusedGEMVFits(rows: rows, config: config, gemmBytes: gemmBytes)
+    }
+
+    /// The fused GEMVs' limits: the GEMV's row count, the staged normalized rows within the shared memory opted in,
+    /// 16-byte weight loads (every GEMV width a multiple of 8 elements).
+    static func fusedGEMVFits(rows: Int, config c: ModelConfig, gemmBytes: Int) -> Bool {
+        rows <= GPUGemm.gemvRows && rows * c.hiddenSize * gemmBytes <= fusedSharedLimit
+            && c.hiddenSize % 8 == 0 && c.ffnSize % 8 == 0 && (c.heads * c.headDim) % 8 == 0
+    }
+
     /// How a step's attention runs: split partials + merge (few rows), tiles sharing K/V loads with the same
     /// per-row arithmetic (batch-invariant mode), or flash-style tiles (prefill in the default mode).
     enum AttentionShape: Equatable { case split(Int), tiled, flash }

@@ -6,11 +6,11 @@ enum GPUKernels {
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
                         "gemv_norm_rope", "residual_add", "swiglu_bf16", "gather_rows", "spin"]
-        + fusedGEMVs.flatMap { name in singleRowSuffixes.map { name + $0 } }
+        + fusedGEMVs.map { $0 + singleRowSuffix }
 
     /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
     static let fusedGEMVs = ["gemv_residual", "gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope"]
-    static let singleRowSuffixes = ["_1"]
+    static let singleRowSuffix = "_1"
 
     /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
     /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift)

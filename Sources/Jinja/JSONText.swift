@@ -42,7 +42,8 @@ public enum JSONText {
         case .object(let o):
             if o.isEmpty { out += "{}"; return }
             out += "{"
-            let entries = options.sortKeys ? o.sorted { Array($0.0.unicodeScalars.map(\.value)).lexicographicallyPrecedes($1.0.unicodeScalars.map(\.value)) } : Array(o)
+            // Python sorts str keys by code point.
+            let entries = options.sortKeys ? o.sorted { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) } : o
             for (i, (k, item)) in entries.enumerated() {
                 if i > 0 { out += comma }
                 if let newline { out += newline }

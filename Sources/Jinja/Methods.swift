@@ -55,7 +55,7 @@ extension Builtins {
                 let sign = s.first == "-" || s.first == "+" ? String(s.first!) : ""
                 return .string(sign + String(repeating: "0", count: width - s.count) + s.dropFirst(sign.count))
             case "splitlines":
-                var lines = s.replacingAll("\r\n", with: "\n").replacingAll("\r", with: "\n").components(separatedByString: "\n")
+                var lines = s.pythonReplacing("\r\n", with: "\n").pythonReplacing("\r", with: "\n").components(separatedByString: "\n")
                 if lines.last == "" { lines.removeLast() }
                 return .array(lines.map { .string($0) })
             case "format": return .string(try formatBraces(s, args, kwargs))
@@ -151,11 +151,6 @@ extension String {
             parts = Array(parts.prefix(limit)) + [parts.dropFirst(limit).joined(separator: target)]
         }
         return parts.joined(separator: replacement)
-    }
-
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        return components(separatedByString: target).joined(separator: replacement)
     }
 
     func components(separatedByString separator: String) -> [String] {

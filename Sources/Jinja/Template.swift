@@ -4,7 +4,7 @@ public struct Template: Sendable {
 
     public init(_ source: String) throws {
         // jinja2 defaults: newlines normalized to "\n", and one trailing newline dropped (keep_trailing_newline=False).
-        var text = source.replacingAll("\r\n", with: "\n").replacingAll("\r", with: "\n")
+        var text = source.pythonReplacing("\r\n", with: "\n").pythonReplacing("\r", with: "\n")
         if text.hasSuffix("\n") { text.removeLast() }
         var pieces = try Lexer.pieces(text)[...]
         let (nodes, end) = try Self.parseBlock(&pieces, until: [])

@@ -104,13 +104,16 @@ public final class ChildProcess: @unchecked Sendable {
     public func waitUntilListening(host: String, port: Int, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            guard process.isRunning else {
-                throw ChildProcessError.exited(name: name, status: process.terminationStatus)
-            }
-            if canConnect(host: host, port: port) { return }
+            if try isListening(host: host, port: port) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw ChildProcessError.notListening(name: name, port: port)
+    }
+
+    /// One probe of the waits for a listener: throws if the child has exited.
+    private func isListening(host: String, port: Int) throws -> Bool {
+        guard process.isRunning else { throw ChildProcessError.exited(name: name, status: process.terminationStatus) }
+        return canConnect(host: host, port: port)
     }
 
     /// Runs `executable` to completion and returns its exit status and everything it printed (stdout and stderr).
@@ -128,10 +131,7 @@ public final class ChildProcess: @unchecked Sendable {
     public func waitUntilListening(host: String, port: Int, timeout: Duration = .seconds(30)) throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            guard process.isRunning else {
-                throw ChildProcessError.exited(name: name, status: process.terminationStatus)
-            }
-            if canConnect(host: host, port: port) { return }
+            if try isListening(host: host, port: port) { return }
             usleep(20_000)
         }
         throw ChildProcessError.notListening(name: name, port: port)

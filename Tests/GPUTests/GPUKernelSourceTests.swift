@@ -16,7 +16,7 @@ final class GPUKernelSourceTests: XCTestCase {
         for name in GPUKernels.names {
             let direct = source.contains("void \(name)(") || source.contains("MMA_ENTRY(\(name),")
             // A fused GEMV: its body in the FUSED_GEMVS macro, and an instantiation for its suffix.
-            let base = GPUKernels.fusedGEMVs.first { base in name == base || GPUKernels.singleRowSuffixes.contains { name == base + $0 } }
+            let base = GPUKernels.fusedGEMVs.first { name == $0 || name == $0 + GPUKernels.singleRowSuffix }
             let suffix = base.map { String(name.dropFirst($0.count)) } ?? ""
             let fused = base.map { source.contains("void \($0)##SUFFIX(") && source.contains("FUSED_GEMVS(\(suffix), ") } ?? false
             XCTAssertTrue(direct || fused, "\(name) is not defined in the kernel source")

@@ -1,0 +1,160 @@
+import CUDA
+
+/// One forward pass queued on the stream: the per-layer sequence of kernels and GEMMs (fused GEMVs for decode steps,
+/// cuBLAS and per-row kernels for larger ones) and the helpers that launch them.
+extension GPULlama {
+    /// Device addresses of one step's integer metadata (all inside `ints`).
+    struct StepPointers {
+        var tokens, positions, blocks, slots, tables, rowTable, selected, tiles: UInt64
+        var tileCount: Int
+    }
+
+    /// Queues one forward pass on the stream: every kernel and GEMM, ending with the logits of `rows` rows.
+    func encode(T: Int, rows: Int, attention shape: AttentionShape, _ p: StepPointers) throws {
+        let c = config
+        let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
+        let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
+        let fused = fusesDecode(rows: T)
+        // cuBLAS adds the o and down projections to the residual stream itself (β = 1); the GEMV kernel stores them
+        // in `delta`, added by the next RMSNorm.
+        let accumulates = !fused && !gemms.usesGEMV(rows: T, inputs: QD) && !gemms.usesGEMV(rows: T, inputs: F)
+        let ropeDims: [KernelArgument] = [.int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
+                                          .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))]
+        try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
+        for (l, w) in layers.enumerated() {
+            if fused {  // RMSNorm, the QKV GEMV, bias, RoPE and the KV-cache write in one launch
+                try fusedGEMV("gemv_norm_rope", units: (QD + 2 * KV) / 2, rows: T, matrixRows: QD + 2 * KV, inputs: D, normInputs: D,
+                              [.pointer(x), .pointer(w.attnNorm), .float(c.rmsEps), .pointer(w.wqkv), .pointer(w.bqkv ?? 0), .pointer(q),
+                               .pointer(kCache), .pointer(vCache), .pointer(pPos), .pointer(inverseFrequencies), .pointer(pBlock),
+                               .pointer(pSlot), .int32(Int32(l))] + ropeDims + [.int32(Int32(T)), .int32(Int32(D))])
+            } else {
+                if l == 0 || accumulates {
+                    try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+                } else {  // the previous layer's FFN residual, added here
+                    try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.attnNorm), .pointer(xn),
+                                                                          .int32(Int32(D)), .float(c.rmsEps)])
+                }
+                try gemm(xn, w.wqkv, qkv, rows: T, inputs: D, outputs: QD + 2 * KV)
+                if let b = w.bqkv { try addBias(qkv, b, T, QD + 2 * KV) }
+                try launch("rope_split", grid: T, block: 128, [.pointer(qkv), .pointer(q), .pointer(kCache), .pointer(vCache), .pointer(pPos),
+                                                                .pointer(inverseFrequencies), .pointer(pBlock), .pointer(pSlot), .int32(Int32(l))]
+                           + ropeDims)
+            }
+            try attention(T: T, layer: l, shape: shape, p)
+            if fused {  // o projection + residual, RMSNorm + gate|up + SwiGLU, down projection + residual
+                try fusedGEMV("gemv_residual", units: D, rows: T, matrixRows: D, inputs: QD, normInputs: nil,
+                              [.pointer(attnB), .pointer(w.wo), .pointer(x), .int32(Int32(T)), .int32(Int32(QD)), .int32(Int32(D))])
+                try fusedGEMV("gemv_norm_swiglu", units: F, rows: T, matrixRows: 2 * F, inputs: D, normInputs: D,
+                              [.pointer(x), .pointer(w.ffnNorm), .float(c.rmsEps), .pointer(w.wGateUp), .pointer(act), .int32(Int32(T)),
+                               .int32(Int32(D)), .int32(Int32(F))])
+                try fusedGEMV("gemv_residual", units: D, rows: T, matrixRows: D, inputs: F, normInputs: nil,
+                              [.pointer(act), .pointer(w.wDown), .pointer(x), .int32(Int32(T)), .int32(Int32(F)), .int32(Int32(D))])
+                continue
+            }
+            if accumulates {
+                try gemm(attnB, w.wo, x, rows: T, inputs: QD, outputs: D, accumulate: true)
+                try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.ffnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+            } else {
+                try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
+                try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.ffnNorm), .pointer(xn),
+                                                                      .int32(Int32(D)), .float(c.rmsEps)])
+            }
+            try gemm(xn, w.wGateUp, gateUp, rows: T, inputs: D, outputs: 2 * F)
+            try timed("swiglu_bf16") {
+                try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32((F + 1023) / 1024), UInt32(T), 1), block: (256, 1, 1),
+                               [.pointer(gateUp), .pointer(act), .int32(Int32(F))], name: "swiglu_bf16")
+            }
+            try gemm(act, w.wDown, accumulates ? x : delta, rows: T, inputs: F, outputs: D, accumulate: accumulates)
+        }
+        if !fused && !accumulates {
+            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])  // the last layer's FFN residual
+        }
+        guard rows > 0 else { return }
+        if fusesDecode(rows: rows) {  // final RMSNorm of the selected rows + vocabulary projection
+            try fusedGEMV("gemv_norm", units: V, rows: rows, matrixRows: V, inputs: D, normInputs: D,
+                          [.pointer(x), .pointer(pSelected), .pointer(outputNorm), .float(c.rmsEps), .pointer(output), .pointer(logits),
+                           .int32(Int32(rows)), .int32(Int32(D)), .int32(Int32(V))])
+            return
+        }
+        try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(pSelected), .pointer(normed), .int32(Int32(D))])
+        try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+        try gemm(xn, output, logits, rows: rows, inputs: D, outputs: V)
+    }
+
+    /// A fused GEMV: one warp per unit (an output, or a pair of outputs for SwiGLU and RoPE), 8 warps per block;
+    /// `normInputs` rows of that width are staged in dynamic shared memory.
+    /// `matrixRows` × `inputs` is the weight matrix's shape, which decides the warps per output (`GPUGemm.split`).
+    private func fusedGEMV(_ name: String, units: Int, rows: Int, matrixRows: Int, inputs: Int, normInputs: Int?,
+                           _ args: [KernelArgument]) throws {
+        let split = GPUGemm.split(inputs: inputs, outputs: matrixRows)
+        // A one-row step has its own instantiation: one accumulator per output, fewer registers, more warps.
+        let name = rows == 1 ? name + GPUKernels.singleRowSuffix : name
+        try timed("\(name) \(rows) rows, \(units) units") {
+            try gpu.launch(functions[name]!, grid: (UInt32(GPUGemm.blocks(units: units, split: split)), 1, 1), block: (256, 1, 1),
+                           sharedBytes: UInt32((normInputs ?? 0) * rows * gemmBytes), args + [.int32(Int32(split))], name: name)
+        }
+    }
+
+    private func attention(T: Int, layer l: Int, shape: AttentionShape, _ p: StepPointers) throws {
+        let c = config
+        let common: [KernelArgument] = [.pointer(p.positions), .pointer(p.rowTable), .pointer(p.tables)]
+        let dims: [KernelArgument] = [.int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
+                                       .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim)), .float(1 / Float(c.headDim).squareRoot())]
+        switch shape {
+        case .split(let splits) where !batchInvariant:
+            let shared = Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+            try timed("attention_decode") {
+                try gpu.launch(functions["attention_decode"]!, grid: (UInt32(T), UInt32(c.kvHeads), UInt32(splits)), block: (256, 1, 1),
+                               sharedBytes: UInt32(shared),
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(partials), .pointer(splitCounters), .pointer(attnB)]
+                                + common + dims + [.int32(Int32(splits))], name: "attention_decode")
+            }
+        case .split(let splits):
+            try timed("attention_split") {
+                try gpu.launch(functions["attention_split"]!, grid: (UInt32(T), UInt32(c.heads), UInt32(splits)), block: (256, 1, 1),
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(partials)] + common + dims + [.int32(Int32(splits))],
+                               name: "attention_split")
+            }
+            try timed("attention_combine") {
+                try gpu.launch(functions["attention_combine"]!, grid: (UInt32(T), UInt32(c.heads), 1), block: (UInt32(min(128, c.headDim)), 1, 1),
+                               [.pointer(partials), .pointer(attnB), .pointer(p.positions), .int32(Int32(c.heads)), .int32(Int32(c.headDim)),
+                                .int32(Int32(splits))], name: "attention_combine")
+            }
+        case .tiled, .flash:
+            let flash = Self.flashKernel(headDim: c.headDim, heads: c.heads, kvHeads: c.kvHeads, gemmBytes: gemmBytes)
+            let (name, threads, shared, perBlock) = shape == .flash ? flash : ("attention_tiled", 256, 2 * Self.attentionSplit * c.headDim * 4, 1)
+            try timed(name) {
+                try gpu.launch(functions[name]!, grid: (UInt32(p.tileCount), UInt32(c.heads / perBlock), 1), block: (threads, 1, 1),
+                               sharedBytes: UInt32(shared),
+                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attnB)] + common + [.pointer(p.tiles)] + dims,
+                               name: name)
+            }
+        }
+    }
+
+    private func launch(_ name: String, grid: Int, block: Int, _ args: [KernelArgument]) throws {
+        try timed(name) { try gpu.launch(functions[name]!, grid: (UInt32(grid), 1, 1), block: (UInt32(block), 1, 1), args, name: name) }
+    }
+
+    private func elementwise(_ name: String, _ n: Int, _ args: [KernelArgument]) throws {
+        try timed(name) {
+            try gpu.launch(functions[name]!, grid: (UInt32((n + 255) / 256), 1, 1), block: (256, 1, 1), args + [.int64(Int64(n))], name: name)
+        }
+    }
+
+    private func addBias(_ y: UInt64, _ b: UInt64, _ rows: Int, _ n: Int) throws {
+        try timed("add_bias") {
+            try gpu.launch(functions["add_bias"]!, grid: (UInt32((rows * n + 255) / 256), 1, 1), block: (256, 1, 1),
+                           [.pointer(y), .pointer(b), .int32(Int32(n)), .int64(Int64(rows * n))], name: "add_bias")
+        }
+    }
+
+    /// y[rows × outputs] (fp32) = x[rows × inputs] (bf16) · W[outputs × inputs]ᵀ (bf16), row-major throughout:
+    /// in cuBLAS's column-major terms C[outputs × rows] = Wᵀ-op(W) · X.
+    private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false) throws {
+        let kind = gemms.usesGEMV(rows: rows, inputs: inputs) ? "gemv" : accumulate ? "gemm+residual" : "gemm"
+        try timed("\(kind) \(rows)×\(inputs)·\(inputs)×\(outputs)") {
+            try gemms.run(x, w, y, rows: rows, inputs: inputs, outputs: outputs, accumulate: accumulate)
+        }
+    }
+}
