@@ -49,6 +49,10 @@ public final class CUDADriver: @unchecked Sendable {
     /// Launch with attributes (programmatic dependent launch on sm_90+); nil on drivers older than CUDA 12.0.
     let cuLaunchKernelEx: (@convention(c) (UnsafeRawPointer, OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                                            UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result)?
+    /// A kernel parameter's offset and size (CUDA 12.4+; nil before): how many parameters a kernel takes.
+    let cuFuncGetParamInfo: (@convention(c) (OpaquePointer?, Int, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<Int>?) -> Result)?
+    /// Loads a function of a lazily loaded module now (CUDA 12.4+), so that its parameters can be queried.
+    let cuFuncLoad: (@convention(c) (OpaquePointer?) -> Result)?
 
     public init() throws(GPUError) {
         let lib = try DynamicLibrary(names: ["libcuda.so.1", "libcuda.so"], what: "the CUDA driver (libcuda.so.1)")
@@ -90,6 +94,9 @@ public final class CUDADriver: @unchecked Sendable {
         cuMemFreeHost = try lib.symbol("cuMemFreeHost", as: type(of: cuMemFreeHost))
         cuLaunchKernelEx = try? lib.symbol("cuLaunchKernelEx", as: (@convention(c) (UnsafeRawPointer, OpaquePointer?,
             UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result).self)
+        cuFuncLoad = try? lib.symbol("cuFuncLoad", as: (@convention(c) (OpaquePointer?) -> Result).self)
+        cuFuncGetParamInfo = try? lib.symbol("cuFuncGetParamInfo", as: (@convention(c) (OpaquePointer?, Int, UnsafeMutablePointer<Int>?,
+            UnsafeMutablePointer<Int>?) -> Result).self)
     }
 
     /// Turns a CUresult into an error naming the call.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// One CUDA device with its primary context, kernel compiler (cubins cached on disk by source hash) and cuBLAS.
 public final class GPUContext: @unchecked Sendable {
@@ -95,6 +96,12 @@ public final class GPUContext: @unchecked Sendable {
             var f: OpaquePointer?
             try driver.check(driver.cuModuleGetFunction(&f, module, fn), "cuModuleGetFunction(\(fn))")
             out[fn] = f!
+            if let info = driver.cuFuncGetParamInfo {  // no count where the driver cannot tell (a failing first query)
+                _ = driver.cuFuncLoad?(f)
+                var count = 0, offset = 0, size = 0
+                while info(f, count, &offset, &size) == 0 { count += 1 }
+                if count > 0 { parameterCounts.withLock { $0[UInt(bitPattern: f)] = count } }
+            }
         }
         return out
     }
@@ -201,10 +208,20 @@ public final class GPUContext: @unchecked Sendable {
     /// `griddepcontrol.wait`. Every kernel of ours waits before touching its inputs; kernels of other libraries
     /// (cuBLAS) are launched plainly and are ordered as usual.
     public var dependentLaunch = false
+    /// Parameters per kernel (by function handle), where the driver can tell (`launch` checks the argument count).
+    private let parameterCounts = Mutex<[UInt: Int]>([:])
+
+    /// How many parameters `function` takes, where the driver can tell (nil: launches are not checked).
+    public func parameterCount(of function: OpaquePointer) -> Int? { parameterCounts.withLock { $0[UInt(bitPattern: function)] } }
 
     /// Launches `function` with 1-D grid and block; `arguments` are the kernel's parameters in order.
     public func launch(_ function: OpaquePointer, grid: (UInt32, UInt32, UInt32), block: (UInt32, UInt32, UInt32), sharedBytes: UInt32 = 0,
                        _ arguments: [KernelArgument], name: String) throws(GPUError) {
+        // The driver reads as many parameters as the kernel declares: too few arguments would be read from past the
+        // array (a crash or garbage), so a mismatch is an error naming the kernel.
+        if let expected = parameterCounts.withLock({ $0[UInt(bitPattern: function)] }), expected != arguments.count {
+            throw .call("cuLaunchKernel(\(name))", code: 1, message: "\(arguments.count) arguments for a kernel of \(expected) parameters")
+        }
         if dependentLaunch, let launchEx = driver.cuLaunchKernelEx {
             let result = withKernelParameters(arguments) { parameters in
                 Self.withDependentLaunchConfig(grid: grid, block: block, sharedBytes: sharedBytes, stream: stream) { config in

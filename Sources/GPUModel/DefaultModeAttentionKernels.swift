@@ -7,10 +7,11 @@ extension GPUKernels {
     // dependent load per key), then scores (one thread per head and key), softmax (one warp per head) and P·V (one
     // thread per head and dimension) run in parallel. Partials go to [row][head][split][hd + 2] as attention_split's;
     // the last block of a (row, K/V head) to finish (a counter, reset by that block) merges them in split order and
-    // writes the output: one launch per layer. Dynamic shared memory: GPULlama.decodeAttentionSharedBytes.
+    // writes the output (and its low half at lo, see store_gemm_input): one launch per layer. Dynamic shared memory:
+    // GPULlama.decodeAttentionSharedBytes.
     extern "C" __global__ void attention_decode(const float* q, const float* kc, const float* vc, float* partials, int* counters, gemm_t* out,
                                                 const int* row_pos, const int* row_table, const int* tables, int layer, int layers, int bs,
-                                                int heads, int kvHeads, int hd, float scale, int max_splits) {
+                                                int heads, int kvHeads, int hd, float scale, int max_splits, long lo) {
         extern __shared__ float dsm[];
         pdl_wait();
         pdl_trigger();
@@ -109,20 +110,21 @@ extension GPUKernels {
                 #pragma unroll
                 for (int u = 0; u < 8; u++) if (s0 + u < splits) merge_split(M, L, O, m[u], l[u], o[u]);
             }
-            out[((long)t * heads + h) * hd + d] = to_gemm(O / L);
+            store_gemm_input(out, ((long)t * heads + h) * hd + d, lo, O / L);
         }
     }
 
     // Prefill attention on tensor cores (bf16 mode, default prefill): one block per (tile of 64 rows of one sequence,
-    // HPB query heads sharing one K/V head), 4 warps per head, each warp owning 16 rows. Per chunk of 64 keys, K and V
-    // are staged in shared memory as bf16 once for all HPB heads; S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16
-    // (bf16 in, fp32 accumulate) with P kept in registers (the score accumulators are the next MMA's A operand; V's
-    // B fragments come from ldmatrix.trans); online softmax in base 2 per row, the four lanes of a row combined with
-    // shuffles. Tiles run last first (the causal mask makes later tiles the longest). HD = head dim, 64 or 128.
+    // HPB query heads sharing one K/V head), 4 warps per head, each warp owning 16 rows. K and V come from the cache's
+    // bf16 shadow in chunks of 64 keys, copied into shared memory with cp.async, two chunks in flight (the next chunk
+    // loads while this one is computed), once for all HPB heads. S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16
+    // (bf16 in, fp32 accumulate) with P kept in registers (the score accumulators are the next MMA's A operand); K's
+    // B fragments come from ldmatrix, V's from ldmatrix.trans. Online softmax in base 2 per row, the four lanes of a
+    // row combined with shuffles. Tiles run last first (the causal mask makes later tiles the longest).
+    // HD = head dim, 64 or 128. Dynamic shared memory: GPULlama.mmaAttentionSharedBytes.
     #define MMA_ROWS 64
     #define MMA_KEYS 64
     #define MMA_PAD 8
-    #define MMA_STAGE 4  // divides the staging loop's 4 or 8 float4 per thread (every entry below)
     // Two floats to a bf16 pair (lo in the low half) in one instruction.
     __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
         unsigned r;
@@ -134,20 +136,36 @@ extension GPUKernels {
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
     }
-    // Four 8×8 bf16 matrices from shared memory, transposed: the B fragments (k = key, n = dim) of two 8-dim n-tiles
-    // of a row-major [key][dim] V chunk. Lanes 0-7 / 8-15 / 16-23 / 24-31 address rows k0..k0+7 / k0+8.. at dims n0,
-    // then the same at n0 + 8.
+    // Four 8×8 bf16 matrices from shared memory; lanes 8i..8i+7 address the rows of matrix i. Each lane receives, of
+    // each matrix, the pair at row lane / 4, columns (lane % 4)·2 and +1: an mma B fragment of a [key][dim] chunk.
+    __device__ __forceinline__ void ldmatrix_x4(const bf16* p, unsigned& b0, unsigned& b1, unsigned& b2, unsigned& b3) {
+        unsigned a = (unsigned)__cvta_generic_to_shared(p);
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(a));
+    }
+    // The same, transposed: the B fragments (k = key, n = dim) of two 8-dim n-tiles of a row-major [key][dim] V chunk.
+    // Lanes 0-7 / 8-15 / 16-23 / 24-31 address rows k0..k0+7 / k0+8.. at dims n0, then the same at n0 + 8.
     __device__ __forceinline__ void ldmatrix_x4_trans(const bf16* p, unsigned& b0, unsigned& b1, unsigned& b2, unsigned& b3) {
         unsigned a = (unsigned)__cvta_generic_to_shared(p);
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(a));
     }
+    // 16 bytes global → shared without passing through registers; `valid` false fills zeros (keys past the sequence:
+    // their V rows must be finite, as P = 0 multiplies them).
+    __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+        unsigned a = (unsigned)__cvta_generic_to_shared(dst);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(a), "l"(src), "r"(valid ? 16 : 0) : "memory");
+    }
+    __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+    template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
 
     template <int HD, int HPB>
-    __device__ void attention_mma(const float* q, const float* kc, const float* vc, gemm_t* out, const int* row_pos, const int* row_table,
+    __device__ void attention_mma(const float* q, const bf16* k16, const bf16* v16, gemm_t* out, const int* row_pos, const int* row_table,
                                   const int* tables, const int* tiles, int layer, int layers, int bs, int heads, int kvHeads, float scale) {
-        __shared__ __align__(16) bf16 Ks[MMA_KEYS][HD + MMA_PAD];
-        __shared__ __align__(16) bf16 Vs[MMA_KEYS][HD + MMA_PAD];
+        extern __shared__ __align__(16) unsigned char mma_shared[];
+        typedef bf16 Chunk[MMA_KEYS][HD + MMA_PAD];
+        Chunk* Ks = (Chunk*)mma_shared;  // [2]: the chunk being computed and the one loading
+        Chunk* Vs = Ks + 2;
         pdl_wait();
         pdl_trigger();
         int tile = gridDim.x - 1 - blockIdx.x;
@@ -161,6 +179,18 @@ extension GPUKernels {
         for (int o = 16; o > 0; o >>= 1) warpMax = max(warpMax, __shfl_xor_sync(0xffffffff, warpMax, o));
         int nMax = 0;
         for (int r = 0; r < count; r++) nMax = max(nMax, row_pos[first + r] + 1);
+        // Chunk j0's K and V rows into stage `st`: 16-byte pieces, HD / 8 per key row.
+        auto load = [&](int j0, int st) {
+            for (int i = threadIdx.x; i < MMA_KEYS * HD / 8; i += blockDim.x) {
+                int key = i / (HD / 8), d = (i % (HD / 8)) * 8, j = j0 + key;
+                bool valid = j < nMax;
+                long at = valid ? (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * HD + d : 0;
+                cp_async16(&Ks[st][key][d], k16 + at, valid);
+                cp_async16(&Vs[st][key][d], v16 + at, valid);
+            }
+            cp_async_commit();
+        };
+        load(0, 0);
         // Q as A fragments, one per 16 dims: rows r0/r1, dims tig*2 (+1) and tig*2 + 8 (+9).
         unsigned qa[HD / 16][4];
         const float* q0 = q + ((long)(first + min(r0, count - 1)) * heads + h) * HD;
@@ -178,92 +208,78 @@ extension GPUKernels {
         for (int n = 0; n < HD / 8; n++) { o[n][0] = 0.f; o[n][1] = 0.f; o[n][2] = 0.f; o[n][3] = 0.f; }
         float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f;
         float scale2 = scale * 1.4426950408889634f;  // scores in base 2: exp(x) = exp2(x·log2 e)
-        for (int j0 = 0; j0 < nMax; j0 += MMA_KEYS) {
+        for (int j0 = 0, st = 0; j0 < nMax; j0 += MMA_KEYS, st ^= 1) {
+            if (j0 + MMA_KEYS < nMax) {  // the next chunk into the other stage (free since the loop's last barrier)
+                load(j0 + MMA_KEYS, st ^ 1);
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
             __syncthreads();
-            // MMA_STAGE float4 of K and of V per thread loaded before any is stored: their block-table lookups and
-            // loads overlap instead of taking a round trip per iteration (the stores to shared memory would
-            // otherwise keep the compiler from hoisting the next loads).
-            for (int i0 = 0; i0 < MMA_KEYS * HD / 4; i0 += MMA_STAGE * blockDim.x) {
-                float4 k4[MMA_STAGE], v4[MMA_STAGE];
+            if (warpMax >= j0) {  // else no key of this chunk for any of the warp's rows (uniform across the warp)
+                float s[MMA_KEYS / 8][4];
                 #pragma unroll
-                for (int u = 0; u < MMA_STAGE; u++) {
-                    int i = i0 + u * blockDim.x + threadIdx.x, j = j0 + i / (HD / 4), d = (i % (HD / 4)) * 4;
-                    k4[u] = make_float4(0.f, 0.f, 0.f, 0.f); v4[u] = k4[u];
-                    if (j < nMax) {
-                        long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * HD + d;
-                        k4[u] = *(const float4*)(kc + at);
-                        v4[u] = *(const float4*)(vc + at);
+                for (int n = 0; n < MMA_KEYS / 8; n++) {
+                    s[n][0] = 0.f; s[n][1] = 0.f; s[n][2] = 0.f; s[n][3] = 0.f;
+                    #pragma unroll
+                    for (int kk = 0; kk < HD / 16; kk += 2) {
+                        unsigned b0, b1, b2, b3;
+                        ldmatrix_x4(&Ks[st][n * 8 + (lane & 7)][kk * 16 + (lane >> 3) * 8], b0, b1, b2, b3);
+                        mma_bf16(s[n], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], b0, b1);
+                        mma_bf16(s[n], qa[kk + 1][0], qa[kk + 1][1], qa[kk + 1][2], qa[kk + 1][3], b2, b3);
                     }
                 }
+                float cm0 = NEG_INF, cm1 = NEG_INF;
                 #pragma unroll
-                for (int u = 0; u < MMA_STAGE; u++) {
-                    int i = i0 + u * blockDim.x + threadIdx.x, key = i / (HD / 4), d = (i % (HD / 4)) * 4;
-                    *(uint2*)&Ks[key][d] = make_uint2(pack_bf16(k4[u].x, k4[u].y), pack_bf16(k4[u].z, k4[u].w));
-                    *(uint2*)&Vs[key][d] = make_uint2(pack_bf16(v4[u].x, v4[u].y), pack_bf16(v4[u].z, v4[u].w));
+                for (int n = 0; n < MMA_KEYS / 8; n++) {
+                    int j = j0 + n * 8 + tig * 2;
+                    s[n][0] = j <= pos0 ? s[n][0] * scale2 : NEG_INF;
+                    s[n][1] = j + 1 <= pos0 ? s[n][1] * scale2 : NEG_INF;
+                    s[n][2] = j <= pos1 ? s[n][2] * scale2 : NEG_INF;
+                    s[n][3] = j + 1 <= pos1 ? s[n][3] * scale2 : NEG_INF;
+                    cm0 = fmaxf(cm0, fmaxf(s[n][0], s[n][1]));
+                    cm1 = fmaxf(cm1, fmaxf(s[n][2], s[n][3]));
+                }
+                #pragma unroll
+                for (int off = 1; off < 4; off <<= 1) {
+                    cm0 = fmaxf(cm0, __shfl_xor_sync(0xffffffff, cm0, off));
+                    cm1 = fmaxf(cm1, __shfl_xor_sync(0xffffffff, cm1, off));
+                }
+                float mn0 = fmaxf(m0, cm0), mn1 = fmaxf(m1, cm1);
+                // A row with no visible key yet keeps m = -inf: use 0 as the reference so that no inf - inf appears.
+                float ref0 = mn0 == NEG_INF ? 0.f : mn0, ref1 = mn1 == NEG_INF ? 0.f : mn1;
+                float a0 = exp2f(m0 - ref0), a1 = exp2f(m1 - ref1);
+                float sum0 = 0.f, sum1 = 0.f;
+                #pragma unroll
+                for (int n = 0; n < MMA_KEYS / 8; n++) {
+                    s[n][0] = exp2f(s[n][0] - ref0); s[n][1] = exp2f(s[n][1] - ref0);
+                    s[n][2] = exp2f(s[n][2] - ref1); s[n][3] = exp2f(s[n][3] - ref1);
+                    sum0 += s[n][0] + s[n][1];
+                    sum1 += s[n][2] + s[n][3];
+                }
+                #pragma unroll
+                for (int off = 1; off < 4; off <<= 1) {
+                    sum0 += __shfl_xor_sync(0xffffffff, sum0, off);
+                    sum1 += __shfl_xor_sync(0xffffffff, sum1, off);
+                }
+                l0 = l0 * a0 + sum0; l1 = l1 * a1 + sum1;
+                m0 = mn0; m1 = mn1;
+                #pragma unroll
+                for (int n = 0; n < HD / 8; n++) { o[n][0] *= a0; o[n][1] *= a0; o[n][2] *= a1; o[n][3] *= a1; }
+                #pragma unroll
+                for (int kk = 0; kk < MMA_KEYS / 16; kk++) {
+                    unsigned p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+                    unsigned p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                    #pragma unroll
+                    for (int n = 0; n < HD / 8; n += 2) {
+                        unsigned b0, b1, b2, b3;
+                        ldmatrix_x4_trans(&Vs[st][kk * 16 + (lane & 15)][n * 8 + (lane >> 4) * 8], b0, b1, b2, b3);
+                        mma_bf16(o[n], p0, p1, p2, p3, b0, b1);
+                        mma_bf16(o[n + 1], p0, p1, p2, p3, b2, b3);
+                    }
                 }
             }
-            __syncthreads();
-            if (warpMax < j0) continue;  // no key of this chunk for any of the warp's rows (uniform across the warp)
-            float s[MMA_KEYS / 8][4];
-            #pragma unroll
-            for (int n = 0; n < MMA_KEYS / 8; n++) {
-                s[n][0] = 0.f; s[n][1] = 0.f; s[n][2] = 0.f; s[n][3] = 0.f;
-                #pragma unroll
-                for (int kk = 0; kk < HD / 16; kk++) {
-                    unsigned b0 = *(const unsigned*)&Ks[n * 8 + g][kk * 16 + tig * 2];
-                    unsigned b1 = *(const unsigned*)&Ks[n * 8 + g][kk * 16 + 8 + tig * 2];
-                    mma_bf16(s[n], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], b0, b1);
-                }
-            }
-            float cm0 = NEG_INF, cm1 = NEG_INF;
-            #pragma unroll
-            for (int n = 0; n < MMA_KEYS / 8; n++) {
-                int j = j0 + n * 8 + tig * 2;
-                s[n][0] = j <= pos0 ? s[n][0] * scale2 : NEG_INF;
-                s[n][1] = j + 1 <= pos0 ? s[n][1] * scale2 : NEG_INF;
-                s[n][2] = j <= pos1 ? s[n][2] * scale2 : NEG_INF;
-                s[n][3] = j + 1 <= pos1 ? s[n][3] * scale2 : NEG_INF;
-                cm0 = fmaxf(cm0, fmaxf(s[n][0], s[n][1]));
-                cm1 = fmaxf(cm1, fmaxf(s[n][2], s[n][3]));
-            }
-            #pragma unroll
-            for (int off = 1; off < 4; off <<= 1) {
-                cm0 = fmaxf(cm0, __shfl_xor_sync(0xffffffff, cm0, off));
-                cm1 = fmaxf(cm1, __shfl_xor_sync(0xffffffff, cm1, off));
-            }
-            float mn0 = fmaxf(m0, cm0), mn1 = fmaxf(m1, cm1);
-            // A row with no visible key yet keeps m = -inf: use 0 as the reference so that no inf - inf appears.
-            float ref0 = mn0 == NEG_INF ? 0.f : mn0, ref1 = mn1 == NEG_INF ? 0.f : mn1;
-            float a0 = exp2f(m0 - ref0), a1 = exp2f(m1 - ref1);
-            float sum0 = 0.f, sum1 = 0.f;
-            #pragma unroll
-            for (int n = 0; n < MMA_KEYS / 8; n++) {
-                s[n][0] = exp2f(s[n][0] - ref0); s[n][1] = exp2f(s[n][1] - ref0);
-                s[n][2] = exp2f(s[n][2] - ref1); s[n][3] = exp2f(s[n][3] - ref1);
-                sum0 += s[n][0] + s[n][1];
-                sum1 += s[n][2] + s[n][3];
-            }
-            #pragma unroll
-            for (int off = 1; off < 4; off <<= 1) {
-                sum0 += __shfl_xor_sync(0xffffffff, sum0, off);
-                sum1 += __shfl_xor_sync(0xffffffff, sum1, off);
-            }
-            l0 = l0 * a0 + sum0; l1 = l1 * a1 + sum1;
-            m0 = mn0; m1 = mn1;
-            #pragma unroll
-            for (int n = 0; n < HD / 8; n++) { o[n][0] *= a0; o[n][1] *= a0; o[n][2] *= a1; o[n][3] *= a1; }
-            #pragma unroll
-            for (int kk = 0; kk < MMA_KEYS / 16; kk++) {
-                unsigned p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                unsigned p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-                #pragma unroll
-                for (int n = 0; n < HD / 8; n += 2) {
-                    unsigned b0, b1, b2, b3;
-                    ldmatrix_x4_trans(&Vs[kk * 16 + (lane & 15)][n * 8 + (lane >> 4) * 8], b0, b1, b2, b3);
-                    mma_bf16(o[n], p0, p1, p2, p3, b0, b1);
-                    mma_bf16(o[n + 1], p0, p1, p2, p3, b2, b3);
-                }
-            }
+            __syncthreads();  // every warp is done with stage st before the next iteration loads into it
         }
         #pragma unroll
         for (int n = 0; n < HD / 8; n++) {
@@ -282,11 +298,12 @@ extension GPUKernels {
     extern "C" {
     // _2: two query heads per block (their K/V head shared, staged once for both), for models with at least two
     // query heads per K/V head.
+    // Head dim 64: at most 128 registers a thread, so that two blocks of 8 warps share an SM.
     #define MMA_ENTRY(NAME, HD, HPB) \
-    __global__ void __launch_bounds__(128 * HPB) NAME(const float* q, const float* kc, const float* vc, gemm_t* out, const int* row_pos, \
+    __global__ void __launch_bounds__(128 * HPB, HD == 64 ? 2 : 1) NAME(const float* q, const bf16* k16, const bf16* v16, gemm_t* out, const int* row_pos, \
             const int* row_table, const int* tables, const int* tiles, int layer, int layers, int bs, int heads, int kvHeads, int hd, \
             float scale) { \
-        attention_mma<HD, HPB>(q, kc, vc, out, row_pos, row_table, tables, tiles, layer, layers, bs, heads, kvHeads, scale); \
+        attention_mma<HD, HPB>(q, k16, v16, out, row_pos, row_table, tables, tiles, layer, layers, bs, heads, kvHeads, scale); \
     }
     MMA_ENTRY(attention_mma64, 64, 1)
     MMA_ENTRY(attention_mma128, 128, 1)

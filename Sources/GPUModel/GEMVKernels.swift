@@ -164,9 +164,9 @@ extension GPUKernels {
         }
     };
     // Rows i and i + hd/2 of one head of the stacked Q|K|V matrix: bias, then rotate-half RoPE for Q (into q) and K,
-    // K and V into their paged cache slot (rope_split's expressions).
+    // K and V into their paged cache slot and its bf16 shadow (rope_split's expressions).
     struct RopeOut {
-        float* q; float* kc; float* vc; const float* bias; const int* pos; const float* inv_freq; const int* row_block; const int* row_slot;
+        float* q; float* kc; float* vc; bf16* k16; bf16* v16; const float* bias; const int* pos; const float* inv_freq; const int* row_block; const int* row_slot;
         int layer, layers, bs, heads, kvHeads, hd;
         __device__ int row(int u, int n) const { int half = hd / 2; return (u / half) * hd + u % half + n * half; }
         __device__ void store(int u, int t, const float* s) const {
@@ -175,15 +175,23 @@ extension GPUKernels {
             if (bias) { a += bias[h * hd + i]; b += bias[h * hd + i + half]; }
             long slot = (((long)row_block[t] * layers + layer) * bs + row_slot[t]) * kvd;
             if (h >= heads + kvHeads) {
-                float* dst = vc + slot + (h - heads - kvHeads) * hd;
-                dst[i] = a; dst[i + half] = b;
+                long at = slot + (h - heads - kvHeads) * hd;
+                store_kv(vc, v16, at + i, a);
+                store_kv(vc, v16, at + i + half, b);
                 return;
             }
             float sn, cs;
             sincosf((float)pos[t] * inv_freq[i], &sn, &cs);
-            float* dst = h < heads ? q + (long)t * qd + h * hd : kc + slot + (h - heads) * hd;
-            dst[i] = a * cs - b * sn;
-            dst[i + half] = b * cs + a * sn;
+            float ra = a * cs - b * sn, rb = b * cs + a * sn;
+            if (h < heads) {
+                float* dst = q + (long)t * qd + h * hd;
+                dst[i] = ra;
+                dst[i + half] = rb;
+            } else {
+                long at = slot + (h - heads) * hd;
+                store_kv(kc, k16, at + i, ra);
+                store_kv(kc, k16, at + i + half, rb);
+            }
         }
     };
 
@@ -225,8 +233,8 @@ extension GPUKernels {
     /* q, K/V cache slots = rope(rmsnorm(x[t])·[Q|K|V]ᵀ + bias). */ \
     extern "C" __global__ void gemv_norm_rope##SUFFIX(const float* x, const float* nw, float eps, const gemm_t* w, const float* bias, \
             float* q, float* kc, float* vc, const int* pos, const float* inv_freq, const int* row_block, const int* row_slot, int layer, \
-            int layers, int bs, int heads, int kvHeads, int hd, int rows, int inputs, int ks) { \
-        RopeOut out = {q, kc, vc, bias, pos, inv_freq, row_block, row_slot, layer, layers, bs, heads, kvHeads, hd}; \
+            int layers, int bs, int heads, int kvHeads, int hd, int rows, int inputs, bf16* k16, bf16* v16, int ks) { \
+        RopeOut out = {q, kc, vc, k16, v16, bias, pos, inv_freq, row_block, row_slot, layer, layers, bs, heads, kvHeads, hd}; \
         gemv_core<A / 2, 2, R, true>(x, nullptr, nw, eps, w, rows, inputs, (heads + 2 * kvHeads) * hd / 2, ks, out); \
     }
     FUSED_GEMVS(, 4, GEMV_ROWS)

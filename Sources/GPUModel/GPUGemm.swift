@@ -26,15 +26,18 @@ public struct GPUGemm {
     /// Blocks of 8 warps for `units` outputs (or output pairs) with `split` warps each.
     public static func blocks(units: Int, split: Int) -> Int { (units * split + 7) / 8 }
 
-    func usesGEMV(rows: Int, inputs: Int) -> Bool {
-        (rows <= Self.gemvRows || batchInvariant) && inputs % 8 == 0
+    func usesGEMV(rows: Int, inputs: Int) -> Bool { Self.usesGEMV(rows: rows, inputs: inputs, batchInvariant: batchInvariant) }
+
+    static func usesGEMV(rows: Int, inputs: Int, batchInvariant: Bool) -> Bool {
+        (rows <= gemvRows || batchInvariant) && inputs % 8 == 0
     }
 
     /// y = x·Wᵀ, or y += x·Wᵀ with `accumulate` (cuBLAS only: β = 1 adds the residual in the GEMM's epilogue,
     /// saving a pass over the activations).
-    func run(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false) throws {
+    /// `bf16Output` (cuBLAS only): y in bf16, rounded from the fp32 accumulators.
+    func run(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false, bf16Output: Bool = false) throws {
         if usesGEMV(rows: rows, inputs: inputs) {
-            precondition(!accumulate, "the GEMV kernels store; accumulate is for cuBLAS")
+            precondition(!accumulate && !bf16Output, "the GEMV kernels store fp32; accumulate and bf16 outputs are for cuBLAS")
             let split = Self.split(inputs: inputs, outputs: outputs)
             // `split` warps per output, 8 per block; `gemv` keeps more of W in flight, `gemv_rows` uses fewer registers
             // (same arithmetic).
@@ -44,19 +47,21 @@ public struct GPUGemm {
                             .int32(Int32(split))], name: "gemv")
             return
         }
-        try Self.cublas(gpu, x, w, y, rows: rows, inputs: inputs, outputs: outputs, elementBytes: elementBytes, accumulate: accumulate)
+        try Self.cublas(gpu, x, w, y, rows: rows, inputs: inputs, outputs: outputs, elementBytes: elementBytes, accumulate: accumulate,
+                        bf16Output: bf16Output)
     }
 
     /// The cuBLAS GEMM (fp32 accumulation and output).
     public static func cublas(_ gpu: GPUContext, _ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int,
-                              elementBytes: Int, accumulate: Bool = false) throws {
+                              elementBytes: Int, accumulate: Bool = false, bf16Output: Bool = false) throws {
         // Row-major throughout: in cuBLAS's column-major terms C[outputs × rows] = op(W)ᵀ · X.
         var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
         let type = elementBytes == 4 ? CuBLAS.r32F : CuBLAS.r16BF
         let status = gpu.blas.gemmEx(gpu.blas.handle, CuBLAS.opT, CuBLAS.opN, Int32(outputs), Int32(rows), Int32(inputs), &alpha,
                                      UnsafeRawPointer(bitPattern: UInt(w)), type, Int32(inputs),
                                      UnsafeRawPointer(bitPattern: UInt(x)), type, Int32(inputs), &beta,
-                                     UnsafeMutableRawPointer(bitPattern: UInt(y)), CuBLAS.r32F, Int32(outputs), CuBLAS.compute32F, -1)
+                                     UnsafeMutableRawPointer(bitPattern: UInt(y)), bf16Output ? CuBLAS.r16BF : CuBLAS.r32F, Int32(outputs),
+                                     CuBLAS.compute32F, -1)
         guard status == 0 else { throw GPUError.call("cublasGemmEx", code: status, message: "\(rows)×\(inputs)·\(inputs)×\(outputs)") }
     }
 }

@@ -15,9 +15,17 @@ extension GPULlama {
         let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
         let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
         let fused = fusesDecode(rows: T)
-        // cuBLAS adds the o and down projections to the residual stream itself (β = 1); the GEMV kernel stores them
-        // in `delta`, added by the next RMSNorm.
-        let accumulates = !fused && !gemms.usesGEMV(rows: T, inputs: QD) && !gemms.usesGEMV(rows: T, inputs: F)
+        // Split inputs: each GEMM's bf16 input is written as two row blocks (high halves, then what their rounding
+        // lost) and the two output blocks are summed by the next kernel: near-fp32 inputs at the cost of twice the
+        // rows, where that costs nothing (few rows: the GEMM streams the weights either way).
+        let split = splitsInputs(rows: T, attention: shape)
+        let gemmRows = split ? 2 * T : T
+        func lo(_ width: Int) -> KernelArgument { .int64(split ? Int64(T * width) : 0) }
+        // cuBLAS adds the o and down projections to the residual stream itself (β = 1); the GEMV kernel (and the
+        // split-input GEMMs) store them in `delta`, added by the next RMSNorm.
+        let accumulates = !fused && !split && !gemms.usesGEMV(rows: T, inputs: QD) && !gemms.usesGEMV(rows: T, inputs: F)
+        // Many rows: the gate|up GEMM writes bf16 (half the bytes written, and read again by SwiGLU).
+        let bf16GateUp = !fused && !split && gemmBytes == 2 && bf16GateUpOutput && !gemms.usesGEMV(rows: T, inputs: D)
         let ropeDims: [KernelArgument] = [.int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
                                           .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))]
         try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
@@ -26,21 +34,22 @@ extension GPULlama {
                 try fusedGEMV("gemv_norm_rope", units: (QD + 2 * KV) / 2, rows: T, matrixRows: QD + 2 * KV, inputs: D, normInputs: D,
                               [.pointer(x), .pointer(w.attnNorm), .float(c.rmsEps), .pointer(w.wqkv), .pointer(w.bqkv ?? 0), .pointer(q),
                                .pointer(kCache), .pointer(vCache), .pointer(pPos), .pointer(inverseFrequencies), .pointer(pBlock),
-                               .pointer(pSlot), .int32(Int32(l))] + ropeDims + [.int32(Int32(T)), .int32(Int32(D))])
+                               .pointer(pSlot), .int32(Int32(l))] + ropeDims + [.int32(Int32(T)), .int32(Int32(D)), .pointer(kShadow), .pointer(vShadow)])
             } else {
                 if l == 0 || accumulates {
-                    try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+                    try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.attnNorm), .pointer(xn), .int32(Int32(D)),
+                                                                      .float(c.rmsEps), lo(D)])
                 } else {  // the previous layer's FFN residual, added here
                     try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.attnNorm), .pointer(xn),
-                                                                          .int32(Int32(D)), .float(c.rmsEps)])
+                                                                          .int32(Int32(D)), .float(c.rmsEps), lo(D), lo(D)])
                 }
-                try gemm(xn, w.wqkv, qkv, rows: T, inputs: D, outputs: QD + 2 * KV)
-                if let b = w.bqkv { try addBias(qkv, b, T, QD + 2 * KV) }
+                try gemm(xn, w.wqkv, qkv, rows: gemmRows, inputs: D, outputs: QD + 2 * KV)
+                if let b = w.bqkv { try addBias(qkv, b, T, QD + 2 * KV) }  // the high block's rows only
                 try launch("rope_split", grid: T, block: 128, [.pointer(qkv), .pointer(q), .pointer(kCache), .pointer(vCache), .pointer(pPos),
                                                                 .pointer(inverseFrequencies), .pointer(pBlock), .pointer(pSlot), .int32(Int32(l))]
-                           + ropeDims)
+                           + ropeDims + [lo(QD + 2 * KV), .pointer(kShadow), .pointer(vShadow)])
             }
-            try attention(T: T, layer: l, shape: shape, p)
+            try attention(T: T, layer: l, shape: shape, p, lo: lo(QD))
             if fused {  // o projection + residual, RMSNorm + gate|up + SwiGLU, down projection + residual
                 try fusedGEMV("gemv_residual", units: D, rows: T, matrixRows: D, inputs: QD, normInputs: nil,
                               [.pointer(attnB), .pointer(w.wo), .pointer(x), .int32(Int32(T)), .int32(Int32(QD)), .int32(Int32(D))])
@@ -53,21 +62,22 @@ extension GPULlama {
             }
             if accumulates {
                 try gemm(attnB, w.wo, x, rows: T, inputs: QD, outputs: D, accumulate: true)
-                try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.ffnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+                try launch("rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(w.ffnNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps), lo(D)])
             } else {
-                try gemm(attnB, w.wo, delta, rows: T, inputs: QD, outputs: D)
+                try gemm(attnB, w.wo, delta, rows: gemmRows, inputs: QD, outputs: D)
                 try launch("add_rmsnorm_bf16", grid: T, block: 256, [.pointer(x), .pointer(delta), .pointer(w.ffnNorm), .pointer(xn),
-                                                                      .int32(Int32(D)), .float(c.rmsEps)])
+                                                                      .int32(Int32(D)), .float(c.rmsEps), lo(D), lo(D)])
             }
-            try gemm(xn, w.wGateUp, gateUp, rows: T, inputs: D, outputs: 2 * F)
-            try timed("swiglu_bf16") {
-                try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32((F + 1023) / 1024), UInt32(T), 1), block: (256, 1, 1),
-                               [.pointer(gateUp), .pointer(act), .int32(Int32(F))], name: "swiglu_bf16")
+            try gemm(xn, w.wGateUp, gateUp, rows: gemmRows, inputs: D, outputs: 2 * F, bf16Output: bf16GateUp)
+            let swiglu = bf16GateUp ? "swiglu_bf16in" : "swiglu_bf16"
+            try timed(swiglu) {
+                try gpu.launch(functions[swiglu]!, grid: (UInt32((F + Self.swigluColumnsPerBlock - 1) / Self.swigluColumnsPerBlock), UInt32(T), 1), block: (256, 1, 1),
+                               [.pointer(gateUp), .pointer(act), .int32(Int32(F))] + (bf16GateUp ? [] : [lo(2 * F), lo(F)]), name: swiglu)
             }
-            try gemm(act, w.wDown, accumulates ? x : delta, rows: T, inputs: F, outputs: D, accumulate: accumulates)
+            try gemm(act, w.wDown, accumulates ? x : delta, rows: gemmRows, inputs: F, outputs: D, accumulate: accumulates)
         }
-        if !fused && !accumulates {
-            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta)])  // the last layer's FFN residual
+        if !fused && !accumulates {  // the last layer's FFN residual
+            try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta), lo(D)])
         }
         guard rows > 0 else { return }
         if fusesDecode(rows: rows) {  // final RMSNorm of the selected rows + vocabulary projection
@@ -77,7 +87,8 @@ extension GPULlama {
             return
         }
         try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(pSelected), .pointer(normed), .int32(Int32(D))])
-        try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps)])
+        try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps),
+                                                             .int64(0)])
         try gemm(xn, output, logits, rows: rows, inputs: D, outputs: V)
     }
 
@@ -95,7 +106,8 @@ extension GPULlama {
         }
     }
 
-    private func attention(T: Int, layer l: Int, shape: AttentionShape, _ p: StepPointers) throws {
+    /// `lo`: where attention_decode writes the low halves of its outputs (split inputs), else 0.
+    private func attention(T: Int, layer l: Int, shape: AttentionShape, _ p: StepPointers, lo: KernelArgument) throws {
         let c = config
         let common: [KernelArgument] = [.pointer(p.positions), .pointer(p.rowTable), .pointer(p.tables)]
         let dims: [KernelArgument] = [.int32(Int32(l)), .int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
@@ -107,7 +119,7 @@ extension GPULlama {
                 try gpu.launch(functions["attention_decode"]!, grid: (UInt32(T), UInt32(c.kvHeads), UInt32(splits)), block: (256, 1, 1),
                                sharedBytes: UInt32(shared),
                                [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(partials), .pointer(splitCounters), .pointer(attnB)]
-                                + common + dims + [.int32(Int32(splits))], name: "attention_decode")
+                                + common + dims + [.int32(Int32(splits)), lo], name: "attention_decode")
             }
         case .split(let splits):
             try timed("attention_split") {
@@ -123,10 +135,11 @@ extension GPULlama {
         case .tiled, .flash:
             let flash = Self.flashKernel(headDim: c.headDim, heads: c.heads, kvHeads: c.kvHeads, gemmBytes: gemmBytes)
             let (name, threads, shared, perBlock) = shape == .flash ? flash : ("attention_tiled", 256, 2 * Self.attentionSplit * c.headDim * 4, 1)
+            let (k, v) = name.hasPrefix("attention_mma") ? (kShadow, vShadow) : (kCache, vCache)
             try timed(name) {
                 try gpu.launch(functions[name]!, grid: (UInt32(p.tileCount), UInt32(c.heads / perBlock), 1), block: (threads, 1, 1),
                                sharedBytes: UInt32(shared),
-                               [.pointer(q), .pointer(kCache), .pointer(vCache), .pointer(attnB)] + common + [.pointer(p.tiles)] + dims,
+                               [.pointer(q), .pointer(k), .pointer(v), .pointer(attnB)] + common + [.pointer(p.tiles)] + dims,
                                name: name)
             }
         }
@@ -151,10 +164,11 @@ extension GPULlama {
 
     /// y[rows × outputs] (fp32) = x[rows × inputs] (bf16) · W[outputs × inputs]ᵀ (bf16), row-major throughout:
     /// in cuBLAS's column-major terms C[outputs × rows] = Wᵀ-op(W) · X.
-    private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false) throws {
-        let kind = gemms.usesGEMV(rows: rows, inputs: inputs) ? "gemv" : accumulate ? "gemm+residual" : "gemm"
+    private func gemm(_ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false,
+                      bf16Output: Bool = false) throws {
+        let kind = gemms.usesGEMV(rows: rows, inputs: inputs) ? "gemv" : accumulate ? "gemm+residual" : bf16Output ? "gemm→bf16" : "gemm"
         try timed("\(kind) \(rows)×\(inputs)·\(inputs)×\(outputs)") {
-            try gemms.run(x, w, y, rows: rows, inputs: inputs, outputs: outputs, accumulate: accumulate)
+            try gemms.run(x, w, y, rows: rows, inputs: inputs, outputs: outputs, accumulate: accumulate, bf16Output: bf16Output)
         }
     }
 }

@@ -8,6 +8,22 @@ extension GPULlama: ForwardBackend {
     public func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws {
         try transfer(blockTable: blockTable, range: range, buffer: UnsafeMutablePointer(mutating: buffer), bufferTokens: bufferTokens,
                      bufferOffset: bufferOffset, toDevice: true)
+        guard kShadow != 0, !range.isEmpty else { return }
+        // The bf16 shadow of every block written, whole blocks (all layers), one launch per run of consecutive block ids.
+        let blockFloats = config.layers * blockSize * config.kvDim
+        let ids = Set((range.lowerBound / blockSize...(range.upperBound - 1) / blockSize).map { blockTable[$0] }).sorted()
+        var start = 0
+        while start < ids.count {
+            var end = start + 1
+            while end < ids.count && ids[end] == ids[end - 1] + 1 { end += 1 }
+            let first = ids[start], n = (end - start) * blockFloats
+            for (source, shadow) in [(kCache, kShadow), (vCache, vShadow)] {
+                try gpu.launch(functions["to_bf16"]!, grid: (UInt32((n + 255) / 256), 1, 1), block: (256, 1, 1),
+                               [.pointer(source + UInt64(first * blockFloats * 4)), .pointer(shadow + UInt64(first * blockFloats * 2)),
+                                .int64(Int64(n))], name: "to_bf16")
+            }
+            start = end
+        }
     }
 
     /// One copy per run of consecutive slots in a block, per layer and side: the CPU cache's layout rule.

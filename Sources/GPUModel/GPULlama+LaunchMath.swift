@@ -20,6 +20,21 @@ extension GPULlama {
             && c.hiddenSize % 8 == 0 && c.ffnSize % 8 == 0 && (c.heads * c.headDim) % 8 == 0
     }
 
+    /// Whether a step's GEMMs take their bf16 inputs as pairs (high halves, then the low halves as many rows more;
+    /// `encode`): cuBLAS steps of up to `splitAttentionRows` rows, where the GEMM streams the weights either way and
+    /// twice the rows cost next to nothing, with attention_decode (the attention kernel that writes pairs); bf16 mode.
+    func splitsInputs(rows: Int, attention: AttentionShape) -> Bool {
+        guard case .split = attention, splitInputs, !batchInvariant, !fusesDecode(rows: rows) else { return false }
+        return Self.splitInputsFit(rows: rows, config: config, gemmBytes: gemmBytes, maxTokens: maxTokens)
+    }
+
+    /// The row range of split inputs: bf16 mode, every GEMM of the step on cuBLAS (the GEMV kernel would stream the
+    /// weights once more per 8 rows), at most `splitAttentionRows` rows, twice the rows within the scratch buffers.
+    static func splitInputsFit(rows: Int, config c: ModelConfig, gemmBytes: Int, maxTokens: Int) -> Bool {
+        gemmBytes == 2 && rows <= splitAttentionRows && 2 * rows <= maxTokens
+            && ![c.hiddenSize, c.heads * c.headDim, c.ffnSize].contains { GPUGemm.usesGEMV(rows: rows, inputs: $0, batchInvariant: false) }
+    }
+
     /// How a step's attention runs: split partials + merge (few rows), tiles sharing K/V loads with the same
     /// per-row arithmetic (batch-invariant mode), or flash-style tiles (prefill in the default mode).
     enum AttentionShape: Equatable { case split(Int), tiled, flash }
@@ -34,15 +49,32 @@ extension GPULlama {
         return (attentionSplit * (hd + 1) + attentionSplit * hd + g * hd + g * attentionSplit + 2 * g) * 4
     }
 
+    /// Columns of a row per swiglu block: 256 threads of 8 (16-byte loads and stores).
+    static let swigluColumnsPerBlock = 256 * 8
+
+    /// Dynamic shared memory of attention_mma: K and V chunks of 64 keys (rows padded by 8 bf16), two of each in flight.
+    static func mmaAttentionSharedBytes(headDim hd: Int) -> Int { 2 * 2 * 64 * (hd + 8) * 2 }
+
+    /// Whether prefill attention runs on tensor cores (bf16 mode, head dim 64 or 128): it reads K and V from the
+    /// cache's bf16 shadow, which then exists and is written with every cache write.
+    static func prefillUsesTensorCores(headDim: Int, gemmBytes: Int) -> Bool { gemmBytes == 2 && (headDim == 64 || headDim == 128) }
+
+    /// Device bytes of one token's KV cache: fp32 K and V for every layer (the layout KV transfer moves), and their bf16
+    /// shadow where the tensor-core prefill attention runs.
+    public static func cacheBytesPerToken(_ c: ModelConfig, gemmBytes: Int = 2) -> Int {
+        2 * c.layers * c.kvDim * (4 + (prefillUsesTensorCores(headDim: c.headDim, gemmBytes: gemmBytes) ? 2 : 0))
+    }
+
     /// The flash-style prefill attention kernel: on tensor cores (`attention_mma64`/`128`, 4 warps per query head, two
     /// query heads of a K/V head per block where the grouping allows) for bf16 with head dim 64 or 128, else on CUDA
     /// cores (`attention_flash`, 8 warps; fp32 mode and other head dims). Both take tiles of `flashTile` rows; the grid
     /// is tiles × heads / headsPerBlock.
     static func flashKernel(headDim: Int, heads: Int, kvHeads: Int, gemmBytes: Int)
         -> (name: String, threads: UInt32, sharedBytes: Int, headsPerBlock: Int) {
-        guard gemmBytes == 2 && (headDim == 64 || headDim == 128) else {
+        guard prefillUsesTensorCores(headDim: headDim, gemmBytes: gemmBytes) else {
             return ("attention_flash", 256, flashSharedBytes(headDim: headDim), 1)
         }
-        return (heads / kvHeads) % 2 == 0 ? ("attention_mma\(headDim)_2", 256, 0, 2) : ("attention_mma\(headDim)", 128, 0, 1)
+        let shared = mmaAttentionSharedBytes(headDim: headDim)
+        return (heads / kvHeads) % 2 == 0 ? ("attention_mma\(headDim)_2", 256, shared, 2) : ("attention_mma\(headDim)", 128, shared, 1)
     }
 }

@@ -28,6 +28,8 @@ public final class GPULlama: @unchecked Sendable {
     let embedding: UInt64, output: UInt64, outputNorm: UInt64
     let layers: [Layer]
     public let kCache: UInt64, vCache: UInt64
+    /// bf16 copies of kCache and vCache (same layout), read by the tensor-core prefill attention; 0 when it does not run.
+    let kShadow: UInt64, vShadow: UInt64
     // Scratch sized for `maxTokens` rows.
     let x, xn, qkv, q, attnB, gateUp, act, delta, normed, logits: UInt64
     let ints: UInt64
@@ -49,6 +51,8 @@ public final class GPULlama: @unchecked Sendable {
     let gemms: GPUGemm
     public var batchInvariant: Bool { gemms.batchInvariant }
     public private(set) var weightBytes = 0
+    /// Whether every launch's argument count is checked against its kernel's parameters (drivers of CUDA 12.4+).
+    public var launchesChecked: Bool { gpu.parameterCount(of: functions["embed"]!) == 4 }
     /// Decode steps (one token per sequence, last logits) recorded as CUDA graphs, by batch size;
     /// `SWIFTWISE_CUDA_GRAPHS=0` runs every step eagerly.
     private var graphs: [Int: OpaquePointer] = [:]
@@ -66,6 +70,11 @@ public final class GPULlama: @unchecked Sendable {
     var profileMarks: [(name: String, start: Int, end: Int)] = []
     var profileUsed = 0
     static let maxGraphs = 64
+    /// Steps of few rows on cuBLAS split their GEMM inputs into bf16 pairs (`splitsInputs`); `SWIFTWISE_SPLIT_INPUTS=0`
+    /// keeps plain bf16 inputs.
+    public var splitInputs = ProcessInfo.processInfo.environment["SWIFTWISE_SPLIT_INPUTS"] != "0"
+    /// Steps of many rows write the gate|up GEMM's output as bf16 (`SWIFTWISE_BF16_GATE_UP=0`: fp32).
+    public var bf16GateUpOutput = ProcessInfo.processInfo.environment["SWIFTWISE_BF16_GATE_UP"] != "0"
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
 
@@ -76,6 +85,10 @@ public final class GPULlama: @unchecked Sendable {
     public init(checkpoint: LlamaCheckpoint, gpu: GPUContext, blockSize: Int, numBlocks: Int, maxTokens: Int = 2048,
                 maxLogitRows: Int = 256, fp32: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
         let c = checkpoint.config
+        // rope_split keeps a row's rotation angles in shared memory for head dims up to 256.
+        guard c.headDim <= 256 && c.headDim % 2 == 0 else {
+            throw ModelFileError.unsupported(path: checkpoint.store.path, field: "head_dim", "head dim \(c.headDim) on the GPU (even, at most 256)")
+        }
         config = c
         self.gpu = gpu
         self.blockSize = blockSize
@@ -167,6 +180,9 @@ public final class GPULlama: @unchecked Sendable {
         let cacheFloats = numBlocks * c.layers * blockSize * kv
         kCache = try gpu.allocate(cacheFloats * 4)
         vCache = try gpu.allocate(cacheFloats * 4)
+        let shadow = Self.prefillUsesTensorCores(headDim: c.headDim, gemmBytes: eb)
+        kShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
+        vShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
         let T = maxTokens
         x = try gpu.allocate(T * d * 4); xn = try gpu.allocate(T * max(d, qd) * eb)
         qkv = try gpu.allocate(T * (qd + 2 * kv) * 4)
@@ -189,7 +205,8 @@ public final class GPULlama: @unchecked Sendable {
             }
         }
         if c.headDim % 32 == 0 && c.headDim <= 128 {
-            try gpu.allowSharedMemory(functions["attention_flash"]!, bytes: Self.flashSharedBytes(headDim: c.headDim))
+            let flash = Self.flashKernel(headDim: c.headDim, heads: c.heads, kvHeads: c.kvHeads, gemmBytes: eb)
+            try gpu.allowSharedMemory(functions[flash.name]!, bytes: flash.sharedBytes)
         }
     }
 

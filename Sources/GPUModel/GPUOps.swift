@@ -17,10 +17,14 @@ public final class GPUOps: OpBackend {
     /// bit for bit), the default mode's prefill kernel (flash style), or its decode kernel.
     public enum Attention: Sendable { case splitAndTiled, flash, decode }
     let attentionKernels: Attention
+    /// RMSNorm, SwiGLU and decode attention write their outputs as bf16 pairs (high and low halves, as the forward
+    /// pass does for GEMMs of few rows) and the ops return the pairs' sums: checked with `Tolerances.splitInputs`.
+    public let splitInputs: Bool
 
-    public init(gpu: GPUContext, fp32: Bool, attention: Attention = .splitAndTiled) throws {
+    public init(gpu: GPUContext, fp32: Bool, attention: Attention = .splitAndTiled, splitInputs: Bool = false) throws {
         self.gpu = gpu
         self.attentionKernels = attention
+        self.splitInputs = splitInputs && !fp32
         elementBytes = fp32 ? 4 : 2
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
                                    options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
@@ -28,6 +32,7 @@ public final class GPUOps: OpBackend {
         name = "GPU \(gpu.name) (\(fp32 ? "fp32" : "bf16") GEMM inputs\(gemms.batchInvariant ? ", batch invariant" : "")"
             + [.splitAndTiled: ", split and tiled attention)", .flash: ", \(fp32 ? "flash" : "tensor-core flash") attention)",
                .decode: ", decode attention)"][attention]!
+            + (self.splitInputs ? " with split bf16 outputs" : "")
     }
 
     // MARK: buffers
@@ -67,6 +72,15 @@ public final class GPUOps: OpBackend {
         return words.map { Float(bitPattern: UInt32($0) << 16) }
     }
 
+    /// `count` outputs of a kernel that writes GEMM inputs; with `splitInputs`, the sums of their high halves and the
+    /// low halves that follow them.
+    private func downloadGemmOutput(_ ptr: UInt64, _ count: Int) throws -> [Float] {
+        let hi = try downloadGemmElements(ptr, count)
+        guard splitInputs else { return hi }
+        let lo = try downloadGemmElements(ptr + UInt64(count * elementBytes), count)
+        return zip(hi, lo).map { $0 + $1 }
+    }
+
     // MARK: ops
 
     public func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] {
@@ -80,11 +94,11 @@ public final class GPUOps: OpBackend {
     public func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu), size = weight.count
-        let out = try scratch.zeros(x.count * elementBytes)
+        let out = try scratch.zeros(2 * x.count * elementBytes)
         try gpu.launch(functions["rmsnorm_bf16"]!, grid: (UInt32(rows), 1, 1), block: (256, 1, 1),
-                       [.pointer(try scratch.floats(x)), .pointer(try scratch.floats(weight)), .pointer(out), .int32(Int32(size)), .float(eps)],
-                       name: "rmsnorm_bf16")
-        return try downloadGemmElements(out, x.count)
+                       [.pointer(try scratch.floats(x)), .pointer(try scratch.floats(weight)), .pointer(out), .int32(Int32(size)), .float(eps),
+                        .int64(splitInputs ? Int64(x.count) : 0)], name: "rmsnorm_bf16")
+        return try downloadGemmOutput(out, x.count)
     }
 
     public func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
@@ -95,17 +109,19 @@ public final class GPUOps: OpBackend {
         try gpu.launch(functions["rope_split"]!, grid: (UInt32(rows), 1, 1), block: (128, 1, 1), [
             .pointer(try scratch.floats(x)), .pointer(q), .pointer(q), .pointer(q), .pointer(try scratch.ints(positions)),
             .pointer(try scratch.floats(inverseFrequencies)), .pointer(zeros), .pointer(zeros), .int32(0), .int32(1), .int32(1),
-            .int32(Int32(heads)), .int32(0), .int32(Int32(headDim))], name: "rope_split")
+            .int32(Int32(heads)), .int32(0), .int32(Int32(headDim)), .int64(0), .pointer(0), .pointer(0)], name: "rope_split")
         return try downloadFloats(q, x.count)
     }
 
     public func swiglu(gate: [Float], up: [Float]) throws -> [Float] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu), n = gate.count
-        let out = try scratch.zeros(n * elementBytes)
-        try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32((n + 1023) / 1024), 1, 1), block: (256, 1, 1),  // one row of n
-                       [.pointer(try scratch.floats(gate + up)), .pointer(out), .int32(Int32(n))], name: "swiglu_bf16")
-        return try downloadGemmElements(out, n)
+        let out = try scratch.zeros(2 * n * elementBytes)
+        let blocks = (n + GPULlama.swigluColumnsPerBlock - 1) / GPULlama.swigluColumnsPerBlock
+        try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32(blocks), 1, 1), block: (256, 1, 1),  // one row of n
+                       [.pointer(try scratch.floats(gate + up)), .pointer(out), .int32(Int32(n)), .int64(0), .int64(splitInputs ? Int64(n) : 0)],
+                       name: "swiglu_bf16")
+        return try downloadGemmOutput(out, n)
     }
 
     public func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
@@ -128,14 +144,15 @@ public final class GPUOps: OpBackend {
         if attentionKernels == .decode {
             let splits = (positions.max()! + GPULlama.attentionSplit) / GPULlama.attentionSplit
             let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4), counters = try scratch.zeros(rows * kvHeads * 4)
-            let out = try scratch.zeros(q.count * elementBytes)
+            let out = try scratch.zeros(2 * q.count * elementBytes)
             let shared = GPULlama.decodeAttentionSharedBytes(heads: heads, kvHeads: kvHeads, headDim: headDim)
             try gpu.allowSharedMemory(functions["attention_decode"]!, bytes: shared)
             try gpu.launch(functions["attention_decode"]!, grid: (UInt32(rows), UInt32(kvHeads), UInt32(splits)), block: (256, 1, 1),
                            sharedBytes: UInt32(shared),
                            [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(partials), .pointer(counters), .pointer(out), .pointer(pos),
-                            .pointer(rowTable), .pointer(tables)] + shape + [.int32(Int32(splits))], name: "attention_decode")
-            return try downloadGemmElements(out, q.count)
+                            .pointer(rowTable), .pointer(tables)] + shape + [.int32(Int32(splits)), .int64(splitInputs ? Int64(q.count) : 0)],
+                           name: "attention_decode")
+            return try downloadGemmOutput(out, q.count)
         }
         if attentionKernels == .flash {
             var tiles: [Int] = []
@@ -143,9 +160,12 @@ public final class GPUOps: OpBackend {
             let out = try scratch.zeros(q.count * elementBytes)
             let (kernel, threads, shared, perBlock) = GPULlama.flashKernel(headDim: headDim, heads: heads, kvHeads: kvHeads, gemmBytes: elementBytes)
             if shared > 0 { try gpu.allowSharedMemory(functions[kernel]!, bytes: shared) }
+            // The tensor-core kernel reads the cache's bf16 shadow.
+            let tensorCores = kernel.hasPrefix("attention_mma")
+            let (k, v) = tensorCores ? (try scratch.bytes(kc.map(GPULlama.bf16)), try scratch.bytes(vc.map(GPULlama.bf16))) : (kPtr, vPtr)
             try gpu.launch(functions[kernel]!, grid: (UInt32(tiles.count / 2), UInt32(heads / perBlock), 1), block: (threads, 1, 1),
                            sharedBytes: UInt32(shared),
-                           [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(out), .pointer(pos), .pointer(rowTable), .pointer(tables),
+                           [.pointer(qPtr), .pointer(k), .pointer(v), .pointer(out), .pointer(pos), .pointer(rowTable), .pointer(tables),
                             .pointer(try scratch.ints(tiles))] + shape, name: kernel)
             return try downloadGemmElements(out, q.count)
         }

@@ -2,10 +2,10 @@
 /// disk by source hash). Activations are fp32, GEMM inputs bf16, the KV cache fp32 in the CPU's paged layout
 /// ([block][layer][slot][kvDim]) so KV chunks move between CPU and GPU nodes unchanged.
 enum GPUKernels {
-    static let names = ["embed", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
+    static let names = ["embed", "to_bf16", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
-                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "gather_rows", "spin"]
+                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "spin"]
         + fusedGEMVs.map { $0 + singleRowSuffix }
 
     /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
@@ -46,6 +46,21 @@ enum GPUKernels {
     __device__ __forceinline__ float from_gemm(bf16 x) { return bf2f(x); }
     __device__ __forceinline__ bf16 to_gemm(float x) { return f2bf(x); }
     #endif
+    // A GEMM input written as a bf16 pair: dst[i] = the rounded value and, when lo ≠ 0, dst[lo + i] = what the
+    // rounding lost (also rounded). A GEMM over both row blocks, its two output blocks summed, then sees the input at
+    // about 16 significant bits instead of 8 (GEMMs of few rows, where the GEMM is bound by the weights' bytes).
+    __device__ __forceinline__ void store_gemm_input(gemm_t* dst, long i, long lo, float v) {
+        gemm_t hi = to_gemm(v);
+        dst[i] = hi;
+        if (lo) dst[lo + i] = to_gemm(v - from_gemm(hi));
+    }
+    // A KV-cache write: the fp32 cache (what attention_decode reads and KV transfer moves) and, when there is one, its
+    // bf16 shadow at the same index (what the tensor-core prefill attention streams with cp.async; the same rounding
+    // that attention applied when it converted the fp32 cache itself).
+    __device__ __forceinline__ void store_kv(float* cache, bf16* shadow, long i, float v) {
+        cache[i] = v;
+        if (shadow) shadow[i] = f2bf(v);
+    }
     #define NEG_INF __int_as_float(0xff800000)
     // Programmatic dependent launch (sm_90+): wait until the kernel before this one on the stream has finished and
     // its writes are visible (every kernel does, before reading its inputs or writing anything), then let the next
@@ -93,8 +108,8 @@ enum GPUKernels {
         for (int i = threadIdx.x; i < D; i += blockDim.x) x[(long)t * D + i] = from_gemm(row[i]);
     }
 
-    // out[t] = bf16(x[t] / sqrt(mean(x[t]^2) + eps) * w); one block per row.
-    __global__ void rmsnorm_bf16(const float* x, const float* w, gemm_t* out, int D, float eps) {
+    // out[t] = bf16(x[t] / sqrt(mean(x[t]^2) + eps) * w); one block per row. lo: see store_gemm_input.
+    __global__ void rmsnorm_bf16(const float* x, const float* w, gemm_t* out, int D, float eps, long lo) {
         pdl_wait();
         pdl_trigger();
         int t = blockIdx.x;
@@ -102,20 +117,25 @@ enum GPUKernels {
         float s = 0.f;
         for (int i = threadIdx.x; i < D; i += blockDim.x) s += row[i] * row[i];
         float scale = rsqrtf(block_sum(s) / D + eps);
-        for (int i = threadIdx.x; i < D; i += blockDim.x) out[(long)t * D + i] = to_gemm(row[i] * scale * w[i]);
+        for (int i = threadIdx.x; i < D; i += blockDim.x) store_gemm_input(out, (long)t * D + i, lo, row[i] * scale * w[i]);
     }
 
-    // x[t] += delta[t] (the residual), then out = rmsnorm(x[t]): one launch where there were two.
-    __global__ void add_rmsnorm_bf16(float* x, const float* delta, const float* w, gemm_t* out, int D, float eps) {
+    // x[t] += delta[t] (the residual; + delta[deltaLo + …], the GEMM's second output block, when deltaLo ≠ 0), then
+    // out = rmsnorm(x[t]): one launch where there were two.
+    __global__ void add_rmsnorm_bf16(float* x, const float* delta, const float* w, gemm_t* out, int D, float eps, long deltaLo, long lo) {
         pdl_wait();
         pdl_trigger();
         int t = blockIdx.x;
         float* row = x + (long)t * D;
         const float* d = delta + (long)t * D;
         float s = 0.f;
-        for (int i = threadIdx.x; i < D; i += blockDim.x) { float v = row[i] + d[i]; row[i] = v; s += v * v; }
+        for (int i = threadIdx.x; i < D; i += blockDim.x) {
+            float v = row[i] + (deltaLo ? d[i] + d[deltaLo + i] : d[i]);
+            row[i] = v;
+            s += v * v;
+        }
         float scale = rsqrtf(block_sum(s) / D + eps);
-        for (int i = threadIdx.x; i < D; i += blockDim.x) out[(long)t * D + i] = to_gemm(row[i] * scale * w[i]);
+        for (int i = threadIdx.x; i < D; i += blockDim.x) store_gemm_input(out, (long)t * D + i, lo, row[i] * scale * w[i]);
     }
 
     __global__ void add_bias(float* y, const float* b, int n, long total) {
@@ -126,55 +146,127 @@ enum GPUKernels {
     }
 
     // One row of the stacked Q|K|V GEMM output per block: rotate-half RoPE on Q (into q: [rows][heads][hd]) and on
-    // K, and K and V written straight into their paged cache slot.
+    // K, and K and V written straight into their paged cache slot (and its bf16 shadow, k16/v16, when not null).
+    // lo ≠ 0: the GEMM's second output block (from the inputs' low halves) is added.
     __global__ void rope_split(const float* qkv, float* q, float* kc, float* vc, const int* pos, const float* inv_freq,
                                const int* row_block, const int* row_slot, int layer, int layers, int bs,
-                               int heads, int kvHeads, int hd) {
+                               int heads, int kvHeads, int hd, long lo, bf16* k16, bf16* v16) {
         pdl_wait();
         pdl_trigger();
+        // The row's rotation angles once for all its heads (head dims up to 256).
+        __shared__ float sines[128], cosines[128];
         int t = blockIdx.x, half = hd / 2, qd = heads * hd, kvd = kvHeads * hd;
         const float* row = qkv + (long)t * (qd + 2 * kvd);
         long slot = (((long)row_block[t] * layers + layer) * bs + row_slot[t]) * kvd;
+        for (int i = threadIdx.x; i < half; i += blockDim.x) sincosf((float)pos[t] * inv_freq[i], &sines[i], &cosines[i]);
+        __syncthreads();
         for (int e = threadIdx.x; e < (heads + kvHeads) * half; e += blockDim.x) {
             int h = e / half, i = e % half;
-            float s, c;
-            sincosf((float)pos[t] * inv_freq[i], &s, &c);
+            float s = sines[i], c = cosines[i];
             const float* src = row + h * hd;  // K heads follow Q heads in the row
-            float* dst = h < heads ? q + (long)t * qd + h * hd : kc + slot + (h - heads) * hd;
-            float a = src[i], b = src[i + half];
-            dst[i] = a * c - b * s;
-            dst[i + half] = b * c + a * s;
+            float a = lo ? src[i] + src[lo + i] : src[i], b = lo ? src[i + half] + src[lo + i + half] : src[i + half];
+            float ra = a * c - b * s, rb = b * c + a * s;
+            if (h < heads) {
+                float* dst = q + (long)t * qd + h * hd;
+                dst[i] = ra;
+                dst[i + half] = rb;
+            } else {
+                long at = slot + (h - heads) * hd;
+                store_kv(kc, k16, at + i, ra);
+                store_kv(kc, k16, at + i + half, rb);
+            }
         }
-        for (int i = threadIdx.x; i < kvd; i += blockDim.x) vc[slot + i] = row[qd + kvd + i];
+        for (int i = threadIdx.x; i < kvd; i += blockDim.x) store_kv(vc, v16, slot + i, lo ? row[qd + kvd + i] + row[lo + qd + kvd + i] : row[qd + kvd + i]);
     }
 
-    __global__ void residual_add(float* x, const float* d, long n) {
+    // dst[i] = bf16(src[i]): the KV cache's bf16 shadow of blocks imported by KV transfer.
+    __global__ void to_bf16(const float* src, bf16* dst, long n) {
         pdl_wait();
         pdl_trigger();
         long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-        if (i < n) x[i] += d[i];
+        if (i < n) dst[i] = f2bf(src[i]);
     }
 
-    // out[t][j] = silu(gate) · up, reading the stacked [rows][gate (F) | up (F)] GEMM output. Grid (F / 1024, rows):
-    // four consecutive j per thread, 16-byte loads when F allows (no 64-bit division per element).
-    __global__ void swiglu_bf16(const float* gate_up, gemm_t* out, int F) {
+    __global__ void residual_add(float* x, const float* d, long lo, long n) {
         pdl_wait();
         pdl_trigger();
-        int t = blockIdx.y, j = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
-        if (j >= F) return;
-        const float* gate = gate_up + (long)t * 2 * F;
-        gemm_t* o = out + (long)t * F;
-        float g[4], u[4];
-        if (F % 4 == 0) {
-            float4 g4 = *(const float4*)(gate + j), u4 = *(const float4*)(gate + F + j);
-            g[0] = g4.x; g[1] = g4.y; g[2] = g4.z; g[3] = g4.w;
-            u[0] = u4.x; u[1] = u4.y; u[2] = u4.z; u[3] = u4.w;
-        } else {
-            for (int k = 0; k < 4; k++) { g[k] = j + k < F ? gate[j + k] : 0.f; u[k] = j + k < F ? gate[F + j + k] : 0.f; }
-        }
-        #pragma unroll
-        for (int k = 0; k < 4; k++) if (j + k < F) o[j + k] = to_gemm(g[k] / (1.f + expf(-g[k])) * u[k]);
+        long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) x[i] += lo ? d[i] + d[lo + i] : d[i];
     }
+
+    }  // extern "C"
+
+    // Eight consecutive GEMM outputs as floats: 32 bytes of fp32, or 16 of bf16 (the gate|up GEMM of long prefills).
+    __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
+        float4 a = *(const float4*)p, b = *(const float4*)(p + 4);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    }
+    __device__ __forceinline__ void load8(const bf16* p, float (&v)[8]) {
+        uint4 a = *(const uint4*)p;
+        unsigned u[4] = {a.x, a.y, a.z, a.w};
+        #pragma unroll
+        for (int k = 0; k < 4; k++) { v[2 * k] = __uint_as_float(u[k] << 16); v[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u); }
+    }
+    __device__ __forceinline__ float to_float(float v) { return v; }
+    __device__ __forceinline__ float to_float(bf16 v) { return bf2f(v); }
+    // Eight GEMM inputs as one or two 16-byte stores: store_gemm_input's values (rounded, and their low halves at lo).
+    __device__ __forceinline__ void store8(gemm_t* dst, long lo, const float (&v)[8]) {
+    #ifdef GEMM_FP32
+        *(float4*)dst = make_float4(v[0], v[1], v[2], v[3]);
+        *(float4*)(dst + 4) = make_float4(v[4], v[5], v[6], v[7]);
+        if (lo) { *(float4*)(dst + lo) = make_float4(0.f, 0.f, 0.f, 0.f); *(float4*)(dst + lo + 4) = make_float4(0.f, 0.f, 0.f, 0.f); }
+    #else
+        unsigned hi[4], low[4];
+        #pragma unroll
+        for (int k = 0; k < 4; k++) {
+            bf16 a = f2bf(v[2 * k]), b = f2bf(v[2 * k + 1]);
+            hi[k] = (unsigned)a | ((unsigned)b << 16);
+            low[k] = (unsigned)f2bf(v[2 * k] - bf2f(a)) | ((unsigned)f2bf(v[2 * k + 1] - bf2f(b)) << 16);
+        }
+        *(uint4*)dst = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+        if (lo) *(uint4*)(dst + lo) = make_uint4(low[0], low[1], low[2], low[3]);
+    #endif
+    }
+
+    // out[t][j] = silu(gate) · up, reading the stacked [rows][gate (F) | up (F)] GEMM output. Grid (F / 2048, rows):
+    // eight consecutive j per thread, 16-byte loads and stores when F allows. inLo ≠ 0: the GEMM's second output block
+    // is added; outLo: see store_gemm_input.
+    template <typename In>
+    __device__ __forceinline__ void swiglu(const In* gate_up, gemm_t* out, int F, long inLo, long outLo) {
+        pdl_wait();
+        pdl_trigger();
+        int t = blockIdx.y, j = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+        if (j >= F) return;
+        const In* gate = gate_up + (long)t * 2 * F;
+        gemm_t* o = out + (long)t * F;
+        float g[8], u[8], r[8];
+        if (F % 8 == 0) {
+            load8(gate + j, g);
+            load8(gate + F + j, u);
+            if (inLo) {
+                float g2[8], u2[8];
+                load8(gate + inLo + j, g2);
+                load8(gate + inLo + F + j, u2);
+                #pragma unroll
+                for (int k = 0; k < 8; k++) { g[k] += g2[k]; u[k] += u2[k]; }
+            }
+            #pragma unroll
+            for (int k = 0; k < 8; k++) r[k] = g[k] / (1.f + expf(-g[k])) * u[k];
+            store8(o + j, outLo, r);
+            return;
+        }
+        for (int k = 0; k < 8 && j + k < F; k++) {
+            float gk = to_float(gate[j + k]) + (inLo ? to_float(gate[inLo + j + k]) : 0.f);
+            float uk = to_float(gate[F + j + k]) + (inLo ? to_float(gate[inLo + F + j + k]) : 0.f);
+            store_gemm_input(o, j + k, outLo, gk / (1.f + expf(-gk)) * uk);
+        }
+    }
+    extern "C" {
+    __global__ void swiglu_bf16(const float* gate_up, gemm_t* out, int F, long inLo, long outLo) {
+        swiglu<float>(gate_up, out, F, inLo, outLo);
+    }
+    // The same from a bf16 gate|up GEMM output (prefills of many rows: half the bytes written and read).
+    __global__ void swiglu_bf16in(const bf16* gate_up, gemm_t* out, int F) { swiglu<bf16>(gate_up, out, F, 0, 0); }
 
     // Keeps the GPU busy for `cycles` clock cycles while the host queues a profiled step behind it, so that the
     // per-operation event times measure the GPU's back-to-back work rather than the host's launch pace.

@@ -63,7 +63,7 @@ struct ServeCommand: AsyncParsableCommand {
         let checkpoint = try LlamaCheckpoint.open(model)
         let served = try ServedModel.load(checkpoint: checkpoint, path: model, names: names, maxModelLen: maxModelLen)
         let config = served.config
-        let bytesPerBlock = PagedKVCache.bytesPerToken(config) * blockSize
+        let bytesPerBlock = (device == "cuda" ? GPULlama.cacheBytesPerToken(config) : PagedKVCache.bytesPerToken(config)) * blockSize
         let progress: (Int, Int) -> Void = { done, total in ProgressBar.draw(label: "loading weights", done: done, total: total) }
         let backend: any ForwardBackend
         let numBlocks: Int

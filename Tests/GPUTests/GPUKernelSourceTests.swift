@@ -24,7 +24,7 @@ final class GPUKernelSourceTests: XCTestCase {
     }
 
     /// Every kernel waits for the previous one (programmatic dependent launch) before it reads its inputs: a plain
-    /// kernel's first statement is pdl_wait(); the GEMV and tensor-core attention bodies wait themselves.
+    /// kernel's first statement is pdl_wait(); the GEMV, tensor-core attention and SwiGLU bodies wait themselves.
     func testEveryKernelWaitsForThePreviousOne() throws {
         let definition = try NSRegularExpression(pattern: #"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\([^)]*\)\s*\{\s*(?:extern __shared__[^;]*;\s*)?([^;]*);"#)
         let matches = definition.matches(in: source, range: NSRange(source.startIndex..., in: source))
@@ -35,9 +35,10 @@ final class GPUKernelSourceTests: XCTestCase {
             if name == "spin" { continue }  // reads nothing
             let waits = first == "pdl_wait()" || first.contains("gemv_core") || first.hasPrefix("int t0 = blockIdx.y")
                 || first.contains("ResidualOut") || first.contains("StoreOut") || first.contains("SwiGLUOut") || first.contains("RopeOut")
+                || first.hasPrefix("swiglu<")
             XCTAssertTrue(waits, "\(name) starts with `\(first)` instead of pdl_wait()")
         }
-        for body in ["__device__ void gemv_core(", "__device__ void attention_mma("] {
+        for body in ["__device__ void gemv_core(", "__device__ void attention_mma(", "__device__ __forceinline__ void swiglu("] {
             let start = try XCTUnwrap(source.range(of: body))
             let head = source[start.upperBound...].prefix(1200)
             XCTAssertTrue(head.contains("pdl_wait();"), "\(body) must wait before reading its inputs")
@@ -50,6 +51,7 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertEqual(llama1B.name, "attention_mma64_2")
         XCTAssertEqual(llama1B.threads, 256)
         XCTAssertEqual(llama1B.headsPerBlock, 2)
+        XCTAssertEqual(llama1B.sharedBytes, 2 * 2 * 64 * 72 * 2)  // two stages of K and V, 64 keys, rows padded to 72
         let qwen7B = GPULlama.flashKernel(headDim: 128, heads: 28, kvHeads: 4, gemmBytes: 2)  // 7 query heads per K/V head
         XCTAssertEqual(qwen7B.name, "attention_mma128")
         XCTAssertEqual(qwen7B.threads, 128)
@@ -65,6 +67,31 @@ final class GPUKernelSourceTests: XCTestCase {
     func testDecodeAttentionSharedMemory() {
         XCTAssertEqual(GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64), (64 * 65 + 64 * 64 + 4 * 64 + 4 * 64 + 8) * 4)
         XCTAssertLessThanOrEqual(GPULlama.decodeAttentionSharedBytes(heads: 64, kvHeads: 8, headDim: 128), 227 << 10)
+    }
+
+    /// Split bf16 inputs: steps of 9 to 64 rows (cuBLAS's range up to split attention's), bf16 mode only, twice the
+    /// rows within the scratch buffers.
+    func testSplitInputsRange() throws {
+        var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
+        config.hiddenSize = 2048; config.ffnSize = 8192; config.heads = 32; config.headDim = 64
+        XCTAssertFalse(GPULlama.splitInputsFit(rows: 8, config: config, gemmBytes: 2, maxTokens: 2048))  // the GEMV's rows
+        XCTAssertTrue(GPULlama.splitInputsFit(rows: 9, config: config, gemmBytes: 2, maxTokens: 2048))
+        XCTAssertTrue(GPULlama.splitInputsFit(rows: 64, config: config, gemmBytes: 2, maxTokens: 2048))
+        XCTAssertFalse(GPULlama.splitInputsFit(rows: 65, config: config, gemmBytes: 2, maxTokens: 2048))
+        XCTAssertFalse(GPULlama.splitInputsFit(rows: 32, config: config, gemmBytes: 4, maxTokens: 2048))  // fp32 inputs are exact
+        XCTAssertFalse(GPULlama.splitInputsFit(rows: 40, config: config, gemmBytes: 2, maxTokens: 64))
+        config.hiddenSize = 2044  // QKV and gate|up (2044 inputs) on cuBLAS at 4 rows, o and down still the GEMV: no split
+        XCTAssertFalse(GPULlama.splitInputsFit(rows: 4, config: config, gemmBytes: 2, maxTokens: 2048))
+    }
+
+    /// A token's KV cache on the GPU: fp32 K and V per layer, plus the bf16 shadow where prefill runs on tensor cores.
+    func testCacheBytesPerToken() throws {
+        var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
+        config.layers = 16; config.heads = 32; config.kvHeads = 8; config.headDim = 64
+        XCTAssertEqual(GPULlama.cacheBytesPerToken(config), 16 * 2 * 512 * (4 + 2))
+        XCTAssertEqual(GPULlama.cacheBytesPerToken(config, gemmBytes: 4), 16 * 2 * 512 * 4)
+        config.headDim = 96  // CUDA-core prefill attention: no shadow
+        XCTAssertEqual(GPULlama.cacheBytesPerToken(config), 16 * 2 * 8 * 96 * 4)
     }
 
     /// The fused decode GEMVs run for up to 8 rows whose normalized copies fit the shared memory opted into.

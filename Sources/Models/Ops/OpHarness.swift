@@ -22,6 +22,8 @@ public enum OpHarness {
         public static let fp32 = Tolerances(matmul: 1e-5, rmsNorm: 1e-5, rope: 1e-5, swiglu: 1e-5, attention: 1e-5)
         /// bf16 GEMM inputs and outputs (8 significant bits: 2^-8 relative per rounding).
         public static let bf16 = Tolerances(matmul: 1.5e-2, rmsNorm: 1e-2, rope: 1e-5, swiglu: 1e-2, attention: 1e-2)
+        /// bf16 weights; the other ops' outputs as bf16 pairs (high + low half: about 16 significant bits).
+        public static let splitInputs = Tolerances(matmul: 1.5e-2, rmsNorm: 1e-4, rope: 1e-5, swiglu: 1e-4, attention: 1e-4)
     }
 
     public static func run(_ backend: any OpBackend, tolerances t: Tolerances) throws -> [Check] {
