@@ -78,22 +78,25 @@ def main():
             same = sum(1 for _ in __import__("itertools").takewhile(lambda p: p[0] == p[1], zip(decoded, colocated)))
             results.append({"prompt_tokens": length, "decode_computed": computed, "identical_prefix": same, "tokens": len(colocated)})
             print(f"prompt {length}: decode computed {computed:.0f} prompt tokens; PD output identical for {same}/{len(colocated)} tokens", flush=True)
-        # A prefix from the store and 100 tokens computed on the decode node: its prefill attention (tensor cores, over
-        # more than 64 rows) reads the imported blocks through the cache's bf16 shadow. The default mode is not batch
-        # invariant (the colocated node computes all 356 rows in one step), so a wrong import shows as a wrong start.
-        prefix = [(i * 7919 + 356 * 104729) % 128000 for i in range(356)]
-        body = {"model": "m", "prompt": prefix, "max_tokens": 32, "temperature": 0, "ignore_eos": True, "logprobs": 0,
-                "return_tokens_as_token_ids": True}
-        colocated = post(ports["colocated"], body)["choices"][0]["logprobs"]["tokens"]
-        post(ports["prefill"], dict(body, prompt=prefix[:256], max_tokens=1))
-        before = metric(ports["decode"], "swiftwise:prompt_tokens_computed_total")
-        decoded = post(ports["decode"], body)["choices"][0]["logprobs"]["tokens"]
-        computed = metric(ports["decode"], "swiftwise:prompt_tokens_computed_total") - before
-        same = sum(1 for _ in __import__("itertools").takewhile(lambda p: p[0] == p[1], zip(decoded, colocated)))
-        results.append({"prompt_tokens": 356, "stored_prefix": 256, "decode_computed": computed, "identical_prefix": same,
-                        "tokens": len(colocated)})
-        print(f"prompt 356, 256 of them prefilled: decode computed {computed:.0f} prompt tokens; PD output identical for "
-              f"{same}/{len(colocated)} tokens", flush=True)
+        # Part of the prompt from the store and the rest (more than 64 rows: prefill attention, which reads imported
+        # blocks through the cache's bf16 shadow in the default mode) computed on the decode node; and the colocated
+        # node asked twice (the second time from its own prefix cache). The default mode is not batch invariant.
+        for length, stored in ((356, 256), (300, 160), (420, 400), (200, 64)):
+            prompt = [(i * 7919 + length * 104729 + stored) % 128000 for i in range(length)]
+            body = {"model": "m", "prompt": prompt, "max_tokens": 32, "temperature": 0, "ignore_eos": True, "logprobs": 0,
+                    "return_tokens_as_token_ids": True}
+            colocated = post(ports["colocated"], body)["choices"][0]["logprobs"]["tokens"]
+            again = post(ports["colocated"], body)["choices"][0]["logprobs"]["tokens"]
+            post(ports["prefill"], dict(body, prompt=prompt[:stored], max_tokens=1))
+            before = metric(ports["decode"], "swiftwise:prompt_tokens_computed_total")
+            decoded = post(ports["decode"], body)["choices"][0]["logprobs"]["tokens"]
+            computed = metric(ports["decode"], "swiftwise:prompt_tokens_computed_total") - before
+            same = sum(1 for _ in __import__("itertools").takewhile(lambda p: p[0] == p[1], zip(decoded, colocated)))
+            repeat = sum(1 for _ in __import__("itertools").takewhile(lambda p: p[0] == p[1], zip(again, colocated)))
+            results.append({"prompt_tokens": length, "stored_prefix": stored, "decode_computed": computed, "identical_prefix": same,
+                            "colocated_repeat_identical_prefix": repeat, "tokens": len(colocated)})
+            print(f"prompt {length}, {stored} of them prefilled: decode computed {computed:.0f} prompt tokens; PD output identical for "
+                  f"{same}/{len(colocated)} tokens; the colocated node asked again: {repeat}/{len(colocated)}", flush=True)
     finally:
         for p in procs:
             p.terminate()

@@ -147,13 +147,18 @@ extension GPUKernels {
                 if (j0 >= n) continue;  // uniform across the block
                 float m, l;
                 split_partial(kv, q + ((long)t * heads + h) * hd, scale, j0, min(n, j0 + ATT_SPLIT), hd, wm, wl, wo, m, l, o);
+                // The row's running max and sum are read by every dimension's thread and replaced only after the
+                // barrier: replaced in the loop, a later warp could merge against the new max (a race that made
+                // repeated identical requests differ now and then).
+                float newM = 0.f, newL = 0.f;
                 for (int d = threadIdx.x; d < hd; d += blockDim.x) {
                     float M = rowM[r], L = rowL[r], O = rowO[r][d];
                     merge_split(M, L, O, m, l, o[d]);
                     rowO[r][d] = O;
-                    if (d == 0) { rowM[r] = M; rowL[r] = L; }
+                    if (d == 0) { newM = M; newL = L; }
                 }
                 __syncthreads();
+                if (threadIdx.x == 0) { rowM[r] = newM; rowL[r] = newL; }
             }
         }
         __syncthreads();
