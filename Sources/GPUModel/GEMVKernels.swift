@@ -170,7 +170,7 @@ extension GPUKernels {
         int layer, layers, bs, heads, kvHeads, hd;
         __device__ int row(int u, int n) const { int half = hd / 2; return (u / half) * hd + u % half + n * half; }
         __device__ void store(int u, int t, const float* s) const {
-            int half = hd / 2, h = u / half, i = u % half, qd = heads * hd, kvd = kvHeads * hd;
+            int half = hd / 2, h = u / half, i = u % half, kvd = kvHeads * hd;
             float a = s[0], b = s[1];
             if (bias) { a += bias[h * hd + i]; b += bias[h * hd + i + half]; }
             long slot = (((long)row_block[t] * layers + layer) * bs + row_slot[t]) * kvd;
@@ -182,16 +182,7 @@ extension GPUKernels {
             }
             float sn, cs;
             sincosf((float)pos[t] * inv_freq[i], &sn, &cs);
-            float ra = a * cs - b * sn, rb = b * cs + a * sn;
-            if (h < heads) {
-                float* dst = q + (long)t * qd + h * hd;
-                dst[i] = ra;
-                dst[i + half] = rb;
-            } else {
-                long at = slot + (h - heads) * hd;
-                store_kv(kc, k16, at + i, ra);
-                store_kv(kc, k16, at + i + half, rb);
-            }
+            store_rope_pair(q, kc, k16, t, h, i, heads, hd, slot, a, b, sn, cs);
         }
     };
 

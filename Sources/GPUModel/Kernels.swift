@@ -61,6 +61,22 @@ enum GPUKernels {
         cache[i] = v;
         if (shadow) shadow[i] = f2bf(v);
     }
+    // Rotate-half RoPE of the pair (i, i + hd/2) of head h of row t, stored: a query head into q ([rows][heads][hd]),
+    // a K head into its paged cache slot and the shadow. rope_split and the fused QKV GEMV share it (same bits).
+    __device__ __forceinline__ void store_rope_pair(float* q, float* kc, bf16* k16, int t, int h, int i, int heads, int hd, long slot,
+                                                    float a, float b, float sn, float cs) {
+        float ra = a * cs - b * sn, rb = b * cs + a * sn;
+        int half = hd / 2;
+        if (h < heads) {
+            float* dst = q + ((long)t * heads + h) * hd;
+            dst[i] = ra;
+            dst[i + half] = rb;
+        } else {
+            long at = slot + (h - heads) * hd;
+            store_kv(kc, k16, at + i, ra);
+            store_kv(kc, k16, at + i + half, rb);
+        }
+    }
     #define NEG_INF __int_as_float(0xff800000)
     // Programmatic dependent launch (sm_90+): wait until the kernel before this one on the stream has finished and
     // its writes are visible (every kernel does, before reading its inputs or writing anything), then let the next
@@ -162,19 +178,9 @@ enum GPUKernels {
         __syncthreads();
         for (int e = threadIdx.x; e < (heads + kvHeads) * half; e += blockDim.x) {
             int h = e / half, i = e % half;
-            float s = sines[i], c = cosines[i];
             const float* src = row + h * hd;  // K heads follow Q heads in the row
             float a = lo ? src[i] + src[lo + i] : src[i], b = lo ? src[i + half] + src[lo + i + half] : src[i + half];
-            float ra = a * c - b * s, rb = b * c + a * s;
-            if (h < heads) {
-                float* dst = q + (long)t * qd + h * hd;
-                dst[i] = ra;
-                dst[i + half] = rb;
-            } else {
-                long at = slot + (h - heads) * hd;
-                store_kv(kc, k16, at + i, ra);
-                store_kv(kc, k16, at + i + half, rb);
-            }
+            store_rope_pair(q, kc, k16, t, h, i, heads, hd, slot, a, b, sines[i], cosines[i]);
         }
         for (int i = threadIdx.x; i < kvd; i += blockDim.x) store_kv(vc, v16, slot + i, lo ? row[qd + kvd + i] + row[lo + qd + kvd + i] : row[qd + kvd + i]);
     }
