@@ -49,6 +49,29 @@ extension GPULlama {
         return (attentionSplit * (hd + 1) + attentionSplit * hd + g * hd + g * attentionSplit + 2 * g) * 4
     }
 
+    /// Device bytes of the forward pass's scratch buffers, by buffer: steps of up to `maxTokens` rows (split inputs
+    /// use twice the rows of steps of at most half that), `maxLogitRows` rows of logits. `init` allocates these sizes;
+    /// `scratchBytes` adds them up for `serve`'s KV-cache sizing.
+    struct ScratchSizes {
+        var x, xn, qkv, q, attnB, gateUp, act, delta, normed, logits: Int
+        /// Step metadata in ints: 10 a row, one a block-table entry (at most 4 per block), 16 more.
+        var ints: Int
+        var partials: Int
+        var total: Int { x + xn + qkv + q + attnB + gateUp + act + delta + normed + logits + 4 * ints + partials }
+    }
+
+    static func scratchSizes(_ c: ModelConfig, maxTokens T: Int, maxLogitRows: Int, numBlocks: Int, gemmBytes eb: Int) -> ScratchSizes {
+        let d = c.hiddenSize, kv = c.kvDim, f = c.ffnSize, qd = c.heads * c.headDim
+        return ScratchSizes(x: T * d * 4, xn: T * max(d, qd) * eb, qkv: T * (qd + 2 * kv) * 4, q: T * qd * 4, attnB: T * qd * eb,
+                            gateUp: T * 2 * f * 4, act: T * f * eb, delta: T * d * 4, normed: maxLogitRows * d * 4,
+                            logits: maxLogitRows * c.vocabSize * 4, ints: 10 * T + numBlocks * 4 + 16, partials: partialBytes)
+    }
+
+    /// The scratch buffers' device bytes (without the block-table part of the metadata: 16 bytes a KV block).
+    public static func scratchBytes(_ c: ModelConfig, maxTokens: Int, maxLogitRows: Int, gemmBytes: Int = 2) -> Int {
+        scratchSizes(c, maxTokens: maxTokens, maxLogitRows: maxLogitRows, numBlocks: 0, gemmBytes: gemmBytes).total
+    }
+
     /// Columns of a row per swiglu block: 256 threads of 8 (16-byte loads and stores).
     static let swigluColumnsPerBlock = 256 * 8
 

@@ -183,16 +183,16 @@ public final class GPULlama: @unchecked Sendable {
         let shadow = Self.prefillUsesTensorCores(headDim: c.headDim, gemmBytes: eb)
         kShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
         vShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
-        let T = maxTokens
-        x = try gpu.allocate(T * d * 4); xn = try gpu.allocate(T * max(d, qd) * eb)
-        qkv = try gpu.allocate(T * (qd + 2 * kv) * 4)
-        q = try gpu.allocate(T * qd * 4); attnB = try gpu.allocate(T * qd * eb)
-        gateUp = try gpu.allocate(T * 2 * f * 4); act = try gpu.allocate(T * f * eb)
-        delta = try gpu.allocate(T * d * 4); normed = try gpu.allocate(maxLogitRows * d * 4)
-        logits = try gpu.allocate(maxLogitRows * c.vocabSize * 4)
-        intCapacity = 10 * T + numBlocks * 4 + 16
+        let sizes = Self.scratchSizes(c, maxTokens: maxTokens, maxLogitRows: maxLogitRows, numBlocks: numBlocks, gemmBytes: eb)
+        x = try gpu.allocate(sizes.x); xn = try gpu.allocate(sizes.xn)
+        qkv = try gpu.allocate(sizes.qkv)
+        q = try gpu.allocate(sizes.q); attnB = try gpu.allocate(sizes.attnB)
+        gateUp = try gpu.allocate(sizes.gateUp); act = try gpu.allocate(sizes.act)
+        delta = try gpu.allocate(sizes.delta); normed = try gpu.allocate(sizes.normed)
+        logits = try gpu.allocate(sizes.logits)
+        intCapacity = sizes.ints
         ints = try gpu.allocate(intCapacity * 4)
-        partials = try gpu.allocate(Self.partialBytes)
+        partials = try gpu.allocate(sizes.partials)
         splitCounters = try Self.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads), gpu)  // zero bits
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))

@@ -69,14 +69,18 @@ struct ServeCommand: AsyncParsableCommand {
         let numBlocks: Int
         if device == "cuda" {
             let gpu = try GPUContext()
-            // vLLM's rule: the KV cache gets what is left of `utilization × total` after the weights (estimated
-            // here from the checkpoint: bf16) and the scratch buffers.
+            // vLLM's rule: the KV cache gets what is left of `utilization × total` after what is in use already
+            // (the context, cuBLAS's workspace), the weights (bf16, from the checkpoint's shapes), the scratch buffers
+            // for --max-num-batched-tokens rows and --max-num-seqs rows of logits, and 256 MiB for what is not counted
+            // (kernel modules, CUDA graphs, allocation granularity).
             let utilization = gpuMemoryUtilization ?? 0.9
             guard utilization > 0, utilization <= 1 else { throw ValidationError("--gpu-memory-utilization must be in (0, 1]") }
             let memory = gpu.memory
             let weights = Self.parameterCount(config) * 2
-            let budget = Int(Double(memory.total) * utilization) - (memory.total - memory.free) - weights - (1 << 30)
-            numBlocks = gpuMemoryUtilization == nil && kvCacheMemory.bytes != (1 << 30) ? kvCacheMemory.bytes / bytesPerBlock : budget / bytesPerBlock
+            let scratch = GPULlama.scratchBytes(config, maxTokens: maxNumBatchedTokens, maxLogitRows: maxNumSeqs)
+            let budget = Int(Double(memory.total) * utilization) - (memory.total - memory.free) - weights - scratch - (256 << 20)
+            let blockBytes = bytesPerBlock + 16  // + its block-table entries in the step metadata
+            numBlocks = gpuMemoryUtilization == nil && kvCacheMemory.bytes != (1 << 30) ? kvCacheMemory.bytes / bytesPerBlock : budget / blockBytes
             guard numBlocks > 0 else { throw ValidationError("not enough device memory for a KV cache (\(memory.free >> 20) MiB free)") }
             logger.info("GPU \(gpu.name) (sm_\(gpu.computeCapability)), \(memory.free >> 20) MiB free")
             backend = try GPULlama(checkpoint: checkpoint, gpu: gpu, blockSize: blockSize, numBlocks: numBlocks,

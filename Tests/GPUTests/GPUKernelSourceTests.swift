@@ -84,6 +84,19 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertFalse(GPULlama.splitInputsFit(rows: 4, config: config, gemmBytes: 2, maxTokens: 2048))
     }
 
+    /// The scratch buffers serve sizes the KV cache around: Llama-3.2-1B's shapes, 2048 rows, 256 rows of logits.
+    func testScratchBytes() throws {
+        var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
+        config.layers = 16; config.hiddenSize = 2048; config.ffnSize = 8192; config.heads = 32; config.kvHeads = 8; config.headDim = 64
+        config.vocabSize = 128256
+        let T = 2048
+        let rows = T * 2048 * 4 + T * 2048 * 2 + T * 3072 * 4 + T * 2048 * 4 + T * 2048 * 2 + T * 16384 * 4 + T * 8192 * 2 + T * 2048 * 4
+        let logits = 256 * 2048 * 4 + 256 * 128256 * 4
+        XCTAssertEqual(GPULlama.scratchBytes(config, maxTokens: T, maxLogitRows: 256), rows + logits + 4 * (10 * T + 16) + (64 << 20))
+        // the gate|up output (fp32, both halves) is the largest row buffer: 128 KiB a row here
+        XCTAssertEqual(GPULlama.scratchSizes(config, maxTokens: 1, maxLogitRows: 1, numBlocks: 0, gemmBytes: 2).gateUp, 2 * 8192 * 4)
+    }
+
     /// A token's KV cache on the GPU: fp32 K and V per layer, plus the bf16 shadow where prefill runs on tensor cores.
     func testCacheBytesPerToken() throws {
         var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
