@@ -15,7 +15,7 @@ struct GPUCheckCommand: ParsableCommand {
     @Option(help: "JSON with prompt_ids, last_logits, argmax and greedy_ids from transformers.") var reference: String?
     @Flag(help: "Also compare the prompt's logits with the CPU path.") var cpu = false
     @Flag(help: "Time decode (batch 1 and 32, prompt 512, 256 new tokens) and a 2,048-token prefill.") var bench = false
-    @Flag(help: "GPU time of every operation of a batch-1 decode step and a 2,048-token prefill (events), and cuBLAS at the prefill shapes.") var profile = false
+    @Flag(help: "GPU time of every operation of a batch-1 and a batch-32 decode step and a 2,048-token prefill (events), and cuBLAS at the prefill shapes.") var profile = false
     @Option(help: "Write results as JSON here.") var json: String?
     @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
 
@@ -235,6 +235,20 @@ struct GPUCheckCommand: ParsableCommand {
         llama.profile = [:]
         for s in 0..<16 { _ = try llama.forward([SequenceStep(tokens: [1000 + s], start: 512 + s, blockTable: table, logits: .last)]) }
         out["decode_batch1_us"] = report("decode batch 1", steps: 16)
+        // Batch 32: a token for each of 32 sequences of 512 (a warm-up step first: cuBLAS's kernels for the shapes).
+        llama.profile = nil
+        let perSequence = (512 + 16 + bs) / bs
+        let tables = (0..<32).map { b in Array(b * perSequence..<(b + 1) * perSequence) }
+        func step32(_ s: Int) throws {
+            _ = try llama.forward((0..<32).map { b in SequenceStep(tokens: [1000 + s + b], start: 512 + s, blockTable: tables[b], logits: .last) })
+        }
+        for b in 0..<32 {
+            _ = try llama.forward([SequenceStep(tokens: (0..<512).map { 100 + ($0 * 31 + b) % 30000 }, start: 0, blockTable: tables[b], logits: .last)])
+        }
+        try step32(0)
+        llama.profile = [:]
+        for s in 1...8 { try step32(s) }
+        out["decode_batch32_us"] = report("decode batch 32", steps: 8)
         // A warm-up prefill first: cuBLAS loads a shape's kernels on first use.
         let prompt = (0..<2048).map { 100 + ($0 * 17) % 30000 }
         llama.profile = nil
