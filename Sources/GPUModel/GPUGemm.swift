@@ -11,7 +11,8 @@ public struct GPUGemm {
     /// `SWIFTWISE_BATCH_INVARIANT=1` (as vLLM's `VLLM_BATCH_INVARIANT`): every GEMM runs as the GEMV kernel, so a
     /// row's logits never depend on how many rows share its step (prefill and decode nodes then agree with a
     /// colocated one token for token), at the cost of prefill speed. The other kernels are batch invariant anyway.
-    let batchInvariant = ProcessInfo.processInfo.environment["SWIFTWISE_BATCH_INVARIANT"] == "1"
+    let batchInvariant = Self.batchInvariantMode
+    public static let batchInvariantMode = ProcessInfo.processInfo.environment["SWIFTWISE_BATCH_INVARIANT"] == "1"
     /// Rows per GEMV block (the kernel's GEMV_ROWS).
     static let gemvRows = 8
 

@@ -78,14 +78,19 @@ extension GPULlama {
     /// Dynamic shared memory of attention_mma: K and V chunks of 64 keys (rows padded by 8 bf16), two of each in flight.
     static func mmaAttentionSharedBytes(headDim hd: Int) -> Int { 2 * 2 * 64 * (hd + 8) * 2 }
 
-    /// Whether prefill attention runs on tensor cores (bf16 mode, head dim 64 or 128): it reads K and V from the
-    /// cache's bf16 shadow, which then exists and is written with every cache write.
+    /// Whether prefill attention can run on tensor cores (bf16 mode, head dim 64 or 128).
     static func prefillUsesTensorCores(headDim: Int, gemmBytes: Int) -> Bool { gemmBytes == 2 && (headDim == 64 || headDim == 128) }
 
+    /// Whether the KV cache has a bf16 shadow: where the tensor-core prefill attention runs (not in batch-invariant
+    /// mode, whose attention reads the fp32 cache), which reads K and V from it.
+    static func hasKVShadow(headDim: Int, gemmBytes: Int, batchInvariant: Bool) -> Bool {
+        !batchInvariant && prefillUsesTensorCores(headDim: headDim, gemmBytes: gemmBytes)
+    }
+
     /// Device bytes of one token's KV cache: fp32 K and V for every layer (the layout KV transfer moves), and their bf16
-    /// shadow where the tensor-core prefill attention runs.
-    public static func cacheBytesPerToken(_ c: ModelConfig, gemmBytes: Int = 2) -> Int {
-        2 * c.layers * c.kvDim * (4 + (prefillUsesTensorCores(headDim: c.headDim, gemmBytes: gemmBytes) ? 2 : 0))
+    /// shadow where there is one.
+    public static func cacheBytesPerToken(_ c: ModelConfig, gemmBytes: Int = 2, batchInvariant: Bool = GPUGemm.batchInvariantMode) -> Int {
+        2 * c.layers * c.kvDim * (4 + (hasKVShadow(headDim: c.headDim, gemmBytes: gemmBytes, batchInvariant: batchInvariant) ? 2 : 0))
     }
 
     /// The flash-style prefill attention kernel: on tensor cores (`attention_mma64`/`128`, 4 warps per query head, two

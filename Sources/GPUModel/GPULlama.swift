@@ -28,7 +28,7 @@ public final class GPULlama: @unchecked Sendable {
     let embedding: UInt64, output: UInt64, outputNorm: UInt64
     let layers: [Layer]
     public let kCache: UInt64, vCache: UInt64
-    /// bf16 copies of kCache and vCache (same layout), read by the tensor-core prefill attention; 0 when it does not run.
+    /// bf16 copies of kCache and vCache (same layout), read by the tensor-core prefill attention; 0 where it does not run.
     let kShadow: UInt64, vShadow: UInt64
     // Scratch sized for `maxTokens` rows.
     let x, xn, qkv, q, attnB, gateUp, act, delta, normed, logits: UInt64
@@ -180,7 +180,7 @@ public final class GPULlama: @unchecked Sendable {
         let cacheFloats = numBlocks * c.layers * blockSize * kv
         kCache = try gpu.allocate(cacheFloats * 4)
         vCache = try gpu.allocate(cacheFloats * 4)
-        let shadow = Self.prefillUsesTensorCores(headDim: c.headDim, gemmBytes: eb)
+        let shadow = Self.hasKVShadow(headDim: c.headDim, gemmBytes: eb, batchInvariant: gemms.batchInvariant)
         kShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
         vShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
         let sizes = Self.scratchSizes(c, maxTokens: maxTokens, maxLogitRows: maxLogitRows, numBlocks: numBlocks, gemmBytes: eb)

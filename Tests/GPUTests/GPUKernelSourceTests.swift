@@ -101,10 +101,11 @@ final class GPUKernelSourceTests: XCTestCase {
     func testCacheBytesPerToken() throws {
         var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
         config.layers = 16; config.heads = 32; config.kvHeads = 8; config.headDim = 64
-        XCTAssertEqual(GPULlama.cacheBytesPerToken(config), 16 * 2 * 512 * (4 + 2))
-        XCTAssertEqual(GPULlama.cacheBytesPerToken(config, gemmBytes: 4), 16 * 2 * 512 * 4)
+        XCTAssertEqual(GPULlama.cacheBytesPerToken(config, batchInvariant: false), 16 * 2 * 512 * (4 + 2))
+        XCTAssertEqual(GPULlama.cacheBytesPerToken(config, gemmBytes: 4, batchInvariant: false), 16 * 2 * 512 * 4)
+        XCTAssertEqual(GPULlama.cacheBytesPerToken(config, batchInvariant: true), 16 * 2 * 512 * 4)  // its attention reads fp32
         config.headDim = 96  // CUDA-core prefill attention: no shadow
-        XCTAssertEqual(GPULlama.cacheBytesPerToken(config), 16 * 2 * 8 * 96 * 4)
+        XCTAssertEqual(GPULlama.cacheBytesPerToken(config, batchInvariant: false), 16 * 2 * 8 * 96 * 4)
     }
 
     /// The fused decode GEMVs run for up to 8 rows whose normalized copies fit the shared memory opted into.
