@@ -131,18 +131,11 @@ struct GPUCheckCommand: ParsableCommand {
 
     static func bench(_ llama: GPULlama, _ c: ModelConfig) throws -> [String: Any] {
         var out: [String: Any] = [:]
-        let bs = llama.blockSize
         let dependentLaunch = llama.gpu.dependentLaunch
         func decodeRate(batch: Int, prompt: Int, steps: Int) throws -> Double {
-            let blocksPer = (prompt + steps + bs) / bs
-            let tables = (0..<batch).map { b in Array(b * blocksPer..<(b + 1) * blocksPer) }
-            for b in 0..<batch {  // prefill each sequence (not timed)
-                _ = try llama.forward([SequenceStep(tokens: (0..<prompt).map { 100 + ($0 * 31 + b) % 30000 }, start: 0, blockTable: tables[b], logits: .last)])
-            }
+            let step = try decodeSteps(llama, batch: batch, prompt: prompt, steps: steps)
             let start = ContinuousClock.now
-            for s in 0..<steps {
-                _ = try llama.forward((0..<batch).map { b in SequenceStep(tokens: [1000 + s + b], start: prompt + s, blockTable: tables[b], logits: .last) })
-            }
+            for s in 0..<steps { try step(s) }
             return Double(batch * steps) / (ContinuousClock.now - start).seconds
         }
         // Batch 1 also with the other programmatic-dependent-launch setting (sm_90+) and without the fused kernels.
@@ -167,7 +160,7 @@ struct GPUCheckCommand: ParsableCommand {
         var prefill = Double.infinity
         for _ in 0..<4 {
             let t0 = ContinuousClock.now
-            _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: Array(0..<2048 / bs + 1), logits: .last)])
+            _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: Array(0..<2048 / llama.blockSize + 1), logits: .last)])
             prefill = min(prefill, (ContinuousClock.now - t0).seconds)
         }
         let flops = 2.0 * Double(llama.weightBytes / llama.gemmBytes) * 2048
@@ -196,27 +189,43 @@ struct GPUCheckCommand: ParsableCommand {
         return out
     }
 
-    /// cuBLAS's bf16 GEMM at its best shape, 8192³ (fp32 accumulation and output, as the model's GEMMs): best of 10
-    /// after a warm-up. The prefill target's reference.
-    static func cublasPeak(_ gpu: GPUContext) throws -> Double {
-        let n = 8192
-        let x = try gpu.allocate(n * n * 2), w = try gpu.allocate(n * n * 2), y = try gpu.allocate(n * n * 4)
-        defer { [x, w, y].forEach(gpu.free) }
+    /// `batch` sequences of `prompt` tokens prefilled (not timed), with block tables room for `steps` more tokens; the
+    /// result runs decode step s (one token for every sequence, at position prompt + s).
+    static func decodeSteps(_ llama: GPULlama, batch: Int, prompt: Int, steps: Int) throws -> (Int) throws -> Void {
+        let bs = llama.blockSize, blocksPer = (prompt + steps + bs) / bs
+        let tables = (0..<batch).map { b in Array(b * blocksPer..<(b + 1) * blocksPer) }
+        for b in 0..<batch {
+            _ = try llama.forward([SequenceStep(tokens: (0..<prompt).map { 100 + ($0 * 31 + b) % 30000 }, start: 0, blockTable: tables[b], logits: .last)])
+        }
+        return { s in
+            _ = try llama.forward((0..<batch).map { b in SequenceStep(tokens: [1000 + s + b], start: prompt + s, blockTable: tables[b], logits: .last) })
+        }
+    }
+
+    /// One bf16 cuBLAS GEMM (fp32 accumulation and output, as the model's): best of 10 after a warm-up, in seconds.
+    static func cublasSeconds(_ gpu: GPUContext, _ x: UInt64, _ w: UInt64, _ y: UInt64, rows: Int, inputs: Int, outputs: Int) throws -> Double {
         var best = Double.infinity
         for _ in 0..<11 {
             try gpu.synchronize()
             let t = ContinuousClock.now
-            try GPUGemm.cublas(gpu, x, w, y, rows: n, inputs: n, outputs: n, elementBytes: 2)
+            try GPUGemm.cublas(gpu, x, w, y, rows: rows, inputs: inputs, outputs: outputs, elementBytes: 2)
             try gpu.synchronize()
             best = min(best, (ContinuousClock.now - t).seconds)
         }
-        return 2 * pow(Double(n), 3) / best / 1e12
+        return best
     }
 
-    /// Per-operation GPU times (events) of a decode step at batch 1 (context 512, averaged over 16 steps) and of a
-    /// 2,048-token prefill, launched eagerly behind a spin kernel (so the host's launch pace does not show).
+    /// cuBLAS's bf16 GEMM at its best shape, 8192³: TFLOP/s. The prefill target's reference.
+    static func cublasPeak(_ gpu: GPUContext) throws -> Double {
+        let n = 8192
+        let x = try gpu.allocate(n * n * 2), w = try gpu.allocate(n * n * 2), y = try gpu.allocate(n * n * 4)
+        defer { [x, w, y].forEach(gpu.free) }
+        return 2 * pow(Double(n), 3) / (try cublasSeconds(gpu, x, w, y, rows: n, inputs: n, outputs: n)) / 1e12
+    }
+
+    /// Per-operation GPU times (events) of a decode step at batch 1 and 32 (context 512, averaged over 16 and 8 steps)
+    /// and of a 2,048-token prefill, launched eagerly behind a spin kernel (so the host's launch pace does not show).
     static func profile(_ llama: GPULlama) throws -> [String: Any] {
-        let bs = llama.blockSize
         var out: [String: Any] = [:]
         func report(_ title: String, steps: Int) -> [String: Double] {
             let entries = llama.profile!.filter { $0.key != "step" }.sorted { $0.value.seconds > $1.value.seconds }
@@ -230,26 +239,17 @@ struct GPUCheckCommand: ParsableCommand {
             }
             return Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.value.seconds / Double(steps) * 1e6) })
         }
-        let table = Array(0..<(2048 + bs) / bs)
-        _ = try llama.forward([SequenceStep(tokens: (0..<512).map { 100 + $0 }, start: 0, blockTable: table, logits: .last)])
-        llama.profile = [:]
-        for s in 0..<16 { _ = try llama.forward([SequenceStep(tokens: [1000 + s], start: 512 + s, blockTable: table, logits: .last)]) }
-        out["decode_batch1_us"] = report("decode batch 1", steps: 16)
-        // Batch 32: a token for each of 32 sequences of 512 (a warm-up step first: cuBLAS's kernels for the shapes).
-        llama.profile = nil
-        let perSequence = (512 + 16 + bs) / bs
-        let tables = (0..<32).map { b in Array(b * perSequence..<(b + 1) * perSequence) }
-        func step32(_ s: Int) throws {
-            _ = try llama.forward((0..<32).map { b in SequenceStep(tokens: [1000 + s + b], start: 512 + s, blockTable: tables[b], logits: .last) })
+        // Decode at batch 1 and 32, context 512: a warm-up step first (cuBLAS loads a shape's kernels on first use).
+        for (batch, steps) in [(1, 16), (32, 8)] {
+            llama.profile = nil
+            let step = try decodeSteps(llama, batch: batch, prompt: 512, steps: steps + 1)
+            try step(0)
+            llama.profile = [:]
+            for s in 1...steps { try step(s) }
+            out["decode_batch\(batch)_us"] = report("decode batch \(batch)", steps: steps)
         }
-        for b in 0..<32 {
-            _ = try llama.forward([SequenceStep(tokens: (0..<512).map { 100 + ($0 * 31 + b) % 30000 }, start: 0, blockTable: tables[b], logits: .last)])
-        }
-        try step32(0)
-        llama.profile = [:]
-        for s in 1...8 { try step32(s) }
-        out["decode_batch32_us"] = report("decode batch 32", steps: 8)
-        // A warm-up prefill first: cuBLAS loads a shape's kernels on first use.
+        // A warm-up prefill first, as for decode.
+        let table = Array(0..<(2048 + llama.blockSize) / llama.blockSize)
         let prompt = (0..<2048).map { 100 + ($0 * 17) % 30000 }
         llama.profile = nil
         _ = try llama.forward([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
@@ -268,14 +268,7 @@ struct GPUCheckCommand: ParsableCommand {
         let x = try gpu.allocate(2048 * 8192 * 2), w = try gpu.allocate(16384 * 8192 * 2), y = try gpu.allocate(2048 * 16384 * 4)
         defer { [x, w, y].forEach(gpu.free) }
         for (inputs, outputs) in shapes {
-            var best = Double.infinity
-            for _ in 0..<11 {
-                try gpu.synchronize()
-                let t = ContinuousClock.now
-                try GPUGemm.cublas(gpu, x, w, y, rows: 2048, inputs: inputs, outputs: outputs, elementBytes: 2)
-                try gpu.synchronize()
-                best = min(best, (ContinuousClock.now - t).seconds)
-            }
+            let best = try cublasSeconds(gpu, x, w, y, rows: 2048, inputs: inputs, outputs: outputs)
             let tflops = 2.0 * 2048 * Double(inputs) * Double(outputs) / best / 1e12
             print(String(format: "  cuBLAS 2048×%d·%d×%d: %.1f us, %.0f TFLOP/s", inputs, inputs, outputs, best * 1e6, tflops))
             out["\(inputs)x\(outputs)"] = tflops
