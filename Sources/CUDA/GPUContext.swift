@@ -214,17 +214,26 @@ public final class GPUContext: @unchecked Sendable {
     /// How many parameters `function` takes, where the driver can tell (nil: launches are not checked).
     public func parameterCount(of function: OpaquePointer) -> Int? { parameterCounts.withLock { $0[UInt(bitPattern: function)] } }
 
-    /// Launches `function` with 1-D grid and block; `arguments` are the kernel's parameters in order.
+    /// Whether kernels can be launched cooperatively (`launch(cooperative: true)`: cuLaunchKernelEx, CUDA 12.0+).
+    public var cooperativeLaunch: Bool { driver.cuLaunchKernelEx != nil }
+
+    /// Launches `function` with 1-D grid and block; `arguments` are the kernel's parameters in order. `cooperative`:
+    /// the driver launches all blocks at once or fails (a kernel whose blocks wait for each other needs that).
     public func launch(_ function: OpaquePointer, grid: (UInt32, UInt32, UInt32), block: (UInt32, UInt32, UInt32), sharedBytes: UInt32 = 0,
-                       _ arguments: [KernelArgument], name: String) throws(GPUError) {
+                       _ arguments: [KernelArgument], name: String, cooperative: Bool = false) throws(GPUError) {
         // The driver reads as many parameters as the kernel declares: too few arguments would be read from past the
         // array (a crash or garbage), so a mismatch is an error naming the kernel.
         if let expected = parameterCounts.withLock({ $0[UInt(bitPattern: function)] }), expected != arguments.count {
             throw .call("cuLaunchKernel(\(name))", code: 1, message: "\(arguments.count) arguments for a kernel of \(expected) parameters")
         }
-        if dependentLaunch, let launchEx = driver.cuLaunchKernelEx {
+        if dependentLaunch || cooperative {
+            guard let launchEx = driver.cuLaunchKernelEx else {
+                throw .call("cuLaunchKernelEx(\(name))", code: 1, message: "a cooperative launch needs a CUDA 12 driver")
+            }
+            // CU_LAUNCH_ATTRIBUTE_COOPERATIVE (2), CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (6).
+            let attributes: [Int32] = (cooperative ? [2] : []) + (dependentLaunch ? [6] : [])
             let result = withKernelParameters(arguments) { parameters in
-                Self.withDependentLaunchConfig(grid: grid, block: block, sharedBytes: sharedBytes, stream: stream) { config in
+                Self.withLaunchConfig(grid: grid, block: block, sharedBytes: sharedBytes, stream: stream, attributes: attributes) { config in
                     launchEx(config, function, parameters, nil)
                 }
             }
@@ -253,22 +262,23 @@ public final class GPUContext: @unchecked Sendable {
     }
 
     /// A `CUlaunchConfig` (56 bytes: grid, block, shared bytes, stream, attribute pointer and count) with one
-    /// `CUlaunchAttribute` (72 bytes: id, padding, a 64-byte value union):
-    /// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (6) = 1.
-    static func withDependentLaunchConfig(grid: (UInt32, UInt32, UInt32), block: (UInt32, UInt32, UInt32), sharedBytes: UInt32,
-                                          stream: OpaquePointer?, _ body: (UnsafeRawPointer) -> Int32) -> Int32 {
-        withUnsafeTemporaryAllocation(byteCount: 56 + 72, alignment: 8) { raw in
+    /// `CUlaunchAttribute` (72 bytes: id, padding, a 64-byte value union) per id in `attributes`, each set to 1.
+    static func withLaunchConfig(grid: (UInt32, UInt32, UInt32), block: (UInt32, UInt32, UInt32), sharedBytes: UInt32,
+                                 stream: OpaquePointer?, attributes: [Int32], _ body: (UnsafeRawPointer) -> Int32) -> Int32 {
+        withUnsafeTemporaryAllocation(byteCount: 56 + 72 * attributes.count, alignment: 8) { raw in
             let base = raw.baseAddress!
-            base.initializeMemory(as: UInt8.self, repeating: 0, count: 56 + 72)
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: 56 + 72 * attributes.count)
             let attribute = base + 56
-            attribute.storeBytes(of: Int32(6), as: Int32.self)
-            (attribute + 8).storeBytes(of: Int32(1), as: Int32.self)
+            for (i, id) in attributes.enumerated() {
+                (attribute + 72 * i).storeBytes(of: id, as: Int32.self)
+                (attribute + 72 * i + 8).storeBytes(of: Int32(1), as: Int32.self)
+            }
             for (i, v) in [grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes].enumerated() {
                 base.storeBytes(of: v, toByteOffset: 4 * i, as: UInt32.self)
             }
             base.storeBytes(of: stream, toByteOffset: 32, as: OpaquePointer?.self)
             base.storeBytes(of: UnsafeRawPointer(attribute), toByteOffset: 40, as: UnsafeRawPointer.self)
-            base.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
+            base.storeBytes(of: UInt32(attributes.count), toByteOffset: 48, as: UInt32.self)
             return body(UnsafeRawPointer(base))
         }
     }

@@ -9,13 +9,26 @@ extension GPUKernels {
     // the last block of a (row, K/V head) to finish (a counter, reset by that block) merges them in split order and
     // writes the output (and its low half at lo, see store_gemm_input): one launch per layer. Dynamic shared memory:
     // GPULlama.decodeAttentionSharedBytes.
-    extern "C" __global__ void attention_decode(const float* q, const float* kc, const float* vc, float* partials, int* counters, gemm_t* out,
-                                                const int* row_pos, const int* row_table, const int* tables, int layer, int layers, int bs,
-                                                int heads, int kvHeads, int hd, float scale, int max_splits, long lo) {
-        extern __shared__ float dsm[];
-        pdl_wait();
-        pdl_trigger();
-        int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, G = heads / kvHeads;
+    // Threads of one decode-attention block: 256, whether a kernel block (attention_decode) or a quarter of one (the
+    // persistent decode kernel's sub-blocks, which synchronize with named barriers).
+    #define DECODE_ATT_THREADS 256
+    struct BlockSync { __device__ __forceinline__ void operator()() const { __syncthreads(); } };
+    // Named barrier `id` (1..15; 0 is __syncthreads) over DECODE_ATT_THREADS threads.
+    struct GroupSync {
+        int id;
+        __device__ __forceinline__ void operator()() const { asm volatile("bar.sync %0, 256;" :: "r"(id) : "memory"); }
+    };
+
+    // One (row t, K/V head kvh, split) block of decode attention, run by DECODE_ATT_THREADS threads (tid) that
+    // synchronize with sync(); dsm: GPULlama.decodeAttentionSharedBytes. Inputs written by the step itself (q, the
+    // new K/V row) are read around L1 (__ldcg), which the persistent kernel needs: its blocks read what other
+    // SMs wrote since the last grid barrier.
+    template <class Sync>
+    __device__ __noinline__ void decode_attention_block(const Sync& sync, int tid, float* dsm, int t, int kvh, int split, const float* q, const float* kc,
+                                           const float* vc, float* partials, int* counters, gemm_t* out, const int* row_pos,
+                                           const int* row_table, const int* tables, int layer, int layers, int bs, int heads,
+                                           int kvHeads, int hd, float scale, int max_splits, long lo) {
+        int G = heads / kvHeads;
         int n = row_pos[t] + 1, j0 = split * ATT_SPLIT;
         if (j0 >= n) return;
         int count = min(ATT_SPLIT, n - j0), splits = (n + ATT_SPLIT - 1) / ATT_SPLIT;
@@ -24,26 +37,29 @@ extension GPUKernels {
         float* Qs = Vs + ATT_SPLIT * hd;              // [G][hd]
         float* P = Qs + G * hd;                       // [G][ATT_SPLIT]
         float* ML = P + G * ATT_SPLIT;                // [G][2]: max, sum
-        int kvDim = kvHeads * hd, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        int* last = (int*)(ML + 2 * G);               // whether this block merges
+        int kvDim = kvHeads * hd, warp = tid >> 5, lane = tid & 31;
         const int* table = tables + row_table[t];
-        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) Qs[i] = q[((long)t * heads + kvh * G) * hd + i];
+        for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) Qs[i] = __ldcg(q + ((long)t * heads + kvh * G) * hd + i);
         // Four float4 of K and of V per thread in flight at once: the block-table lookups, then the loads they address,
-        // are one round trip each instead of one per iteration (the split is only a few microseconds of work).
-        for (int i0 = 0; i0 < count * hd / 4; i0 += 4 * blockDim.x) {
+        // are one round trip each instead of one per iteration (the split is only a few microseconds of work). Plain
+        // loads, not cp.async: the persistent kernel has weight copies of its own in flight, which a cp.async wait
+        // here would wait for too.
+        for (int i0 = 0; i0 < count * hd / 4; i0 += 4 * DECODE_ATT_THREADS) {
             float4 k4[4], v4[4];
             #pragma unroll
             for (int u = 0; u < 4; u++) {
-                int i = i0 + u * blockDim.x + threadIdx.x;
+                int i = i0 + u * DECODE_ATT_THREADS + tid;
                 if (i < count * hd / 4) {
                     int j = j0 + i / (hd / 4), d = (i % (hd / 4)) * 4;
                     long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
-                    k4[u] = *(const float4*)(kc + at);
-                    v4[u] = *(const float4*)(vc + at);
+                    k4[u] = __ldcg((const float4*)(kc + at));
+                    v4[u] = __ldcg((const float4*)(vc + at));
                 }
             }
             #pragma unroll
             for (int u = 0; u < 4; u++) {
-                int i = i0 + u * blockDim.x + threadIdx.x;
+                int i = i0 + u * DECODE_ATT_THREADS + tid;
                 if (i < count * hd / 4) {
                     int jj = i / (hd / 4), d = (i % (hd / 4)) * 4;
                     float* kr = Ks + jj * (hd + 1) + d;
@@ -52,8 +68,8 @@ extension GPUKernels {
                 }
             }
         }
-        __syncthreads();
-        for (int i = threadIdx.x; i < G * ATT_SPLIT; i += blockDim.x) {
+        sync();
+        for (int i = tid; i < G * ATT_SPLIT; i += DECODE_ATT_THREADS) {
             int g = i / ATT_SPLIT, jj = i % ATT_SPLIT;
             float s = NEG_INF;
             if (jj < count) {
@@ -63,8 +79,8 @@ extension GPUKernels {
             }
             P[i] = s;
         }
-        __syncthreads();
-        for (int g = warp; g < G; g += blockDim.x >> 5) {
+        sync();
+        for (int g = warp; g < G; g += DECODE_ATT_THREADS >> 5) {
             float a = P[g * ATT_SPLIT + lane], b = P[g * ATT_SPLIT + lane + 32];
             float m = fmaxf(a, b);
             for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, o));
@@ -74,8 +90,8 @@ extension GPUKernels {
             for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffff, l, o);
             if (lane == 0) { ML[2 * g] = m; ML[2 * g + 1] = l; }
         }
-        __syncthreads();
-        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+        sync();
+        for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) {
             int g = i / hd, d = i % hd;
             float o = 0.f;
             for (int jj = 0; jj < count; jj++) o += P[g * ATT_SPLIT + jj] * Vs[jj * hd + d];
@@ -84,18 +100,17 @@ extension GPUKernels {
             if (d == 0) { part[hd] = ML[2 * g]; part[hd + 1] = ML[2 * g + 1]; }
         }
         // The last block of this (row, K/V head) merges every split's partials.
-        __shared__ int last;
         __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0) {
+        sync();
+        if (tid == 0) {
             int* counter = counters + t * kvHeads + kvh;
-            last = atomicAdd(counter, 1) == splits - 1;
-            if (last) *counter = 0;
+            *last = atomicAdd(counter, 1) == splits - 1;
+            if (*last) *counter = 0;
         }
-        __syncthreads();
-        if (!last) return;
+        sync();
+        if (!*last) return;
         __threadfence();
-        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+        for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) {
             int g = i / hd, d = i % hd, h = kvh * G + g;
             const float* p = partials + ((long)t * heads + h) * max_splits * (hd + 2);
             float M = NEG_INF, L = 0.f, O = 0.f;
@@ -112,6 +127,17 @@ extension GPUKernels {
             }
             store_gemm_input(out, ((long)t * heads + h) * hd + d, lo, O / L);
         }
+    }
+
+    // Decode attention in the default mode: one block per (row, K/V head, split); see decode_attention_block.
+    extern "C" __global__ void attention_decode(const float* q, const float* kc, const float* vc, float* partials, int* counters, gemm_t* out,
+                                                const int* row_pos, const int* row_table, const int* tables, int layer, int layers, int bs,
+                                                int heads, int kvHeads, int hd, float scale, int max_splits, long lo) {
+        extern __shared__ float dsm[];
+        pdl_wait();
+        pdl_trigger();
+        decode_attention_block(BlockSync(), threadIdx.x, dsm, blockIdx.x, blockIdx.y, blockIdx.z, q, kc, vc, partials, counters, out,
+                               row_pos, row_table, tables, layer, layers, bs, heads, kvHeads, hd, scale, max_splits, lo);
     }
 
     // Prefill attention on tensor cores (bf16 mode, default prefill): one block per (tile of 64 rows of one sequence,
@@ -150,15 +176,6 @@ extension GPUKernels {
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(a));
     }
-    // 16 bytes global → shared without passing through registers; `valid` false fills zeros (keys past the sequence:
-    // their V rows must be finite, as P = 0 multiplies them).
-    __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-        unsigned a = (unsigned)__cvta_generic_to_shared(dst);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(a), "l"(src), "r"(valid ? 16 : 0) : "memory");
-    }
-    __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-    template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
-
     template <int HD, int HPB>
     __device__ void attention_mma(const float* q, const bf16* k16, const bf16* v16, gemm_t* out, const int* row_pos, const int* row_table,
                                   const int* tables, const int* tiles, int layer, int layers, int bs, int heads, int kvHeads, float scale) {

@@ -29,6 +29,13 @@ extension GPULlama {
         let ropeDims: [KernelArgument] = [.int32(Int32(c.layers)), .int32(Int32(blockSize)), .int32(Int32(c.heads)),
                                           .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim))]
         try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
+        if case .split(let splits) = shape, usesPersistentDecode(rows: T, logitRows: rows, attention: shape) {
+            try persistentDecodeLayers(splits: splits, p)
+            try fusedGEMV("gemv_norm", units: V, rows: rows, matrixRows: V, inputs: D, normInputs: D,
+                          [.pointer(x), .pointer(pSelected), .pointer(outputNorm), .float(c.rmsEps), .pointer(output), .pointer(logits),
+                           .int32(Int32(rows)), .int32(Int32(D)), .int32(Int32(V))])
+            return
+        }
         for (l, w) in layers.enumerated() {
             if fused {  // RMSNorm, the QKV GEMV, bias, RoPE and the KV-cache write in one launch
                 try fusedGEMV("gemv_norm_rope", units: (QD + 2 * KV) / 2, rows: T, matrixRows: QD + 2 * KV, inputs: D, normInputs: D,
@@ -90,6 +97,28 @@ extension GPULlama {
         try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps),
                                                              .int64(0)])
         try gemm(xn, output, logits, rows: rows, inputs: D, outputs: V)
+    }
+
+    /// Every layer of a one-row decode step in one launch (decode_step_persistent): one block per SM, launched as a
+    /// cooperative kernel (the driver guarantees that all blocks are resident at once, which its grid barriers need).
+    private func persistentDecodeLayers(splits: Int, _ p: StepPointers) throws {
+        let c = config
+        let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim
+        let shared = Self.persistentDecodeShared(c, gemmBytes: gemmBytes)
+        func split(_ inputs: Int, _ outputs: Int) -> KernelArgument { .int32(Int32(GPUGemm.split(inputs: inputs, outputs: outputs))) }
+        let args: [KernelArgument] = [
+            .pointer(layerTable), .pointer(x), .pointer(q), .pointer(kCache), .pointer(vCache), .pointer(kShadow), .pointer(vShadow),
+            .pointer(attnB), .pointer(act), .pointer(partials), .pointer(splitCounters), .pointer(persistentSync), .pointer(p.positions),
+            .pointer(p.blocks), .pointer(p.slots), .pointer(p.rowTable), .pointer(p.tables), .pointer(inverseFrequencies),
+            .float(c.rmsEps), .float(1 / Float(c.headDim).squareRoot()), .int32(Int32(c.layers)), .int32(Int32(blockSize)),
+            .int32(Int32(c.heads)), .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim)), .int32(Int32(D)), .int32(Int32(F)),
+            .int32(Int32(splits)), .int32(Int32(shared.inputBytes)), .int32(Int32(shared.attentionFloats)),
+            split(D, QD + 2 * KV), split(QD, D), split(D, 2 * F), split(F, D), .pointer(persistentTrace)]
+        try timed("decode_step_persistent") {
+            try gpu.launch(functions["decode_step_persistent"]!, grid: (UInt32(gpu.multiprocessors), 1, 1),
+                           block: (UInt32(256 * Self.persistentSubBlocks), 1, 1), sharedBytes: UInt32(shared.total), args,
+                           name: "decode_step_persistent", cooperative: true)
+        }
     }
 
     /// A fused GEMV: one warp per unit (an output, or a pair of outputs for SwiGLU and RoPE), 8 warps per block;

@@ -42,11 +42,34 @@ extension GPULlama {
     /// Dynamic shared memory of attention_flash: Q tile, Kᵀ chunk (padded), V chunk, P per warp.
     static func flashSharedBytes(headDim hd: Int) -> Int { (flashTile * hd + (64 + 1) * hd + 64 * hd + 8 * (flashTile / 8) * 64) * 4 }
 
-    /// Dynamic shared memory of attention_decode (the kernel's decode_shared_floats): K (padded) and V of one split,
-    /// the query heads of one K/V head, their scores, max and sum.
+    /// Dynamic shared memory of one decode-attention block (decode_attention_block): K (padded) and V of one split,
+    /// the query heads of one K/V head, their scores, max and sum, and the word saying whether the block merges.
     static func decodeAttentionSharedBytes(heads: Int, kvHeads: Int, headDim hd: Int) -> Int {
         let g = heads / kvHeads
-        return (attentionSplit * (hd + 1) + attentionSplit * hd + g * hd + g * attentionSplit + 2 * g) * 4
+        return (attentionSplit * (hd + 1) + attentionSplit * hd + g * hd + g * attentionSplit + 2 * g + 1) * 4
+    }
+
+    /// Sub-blocks of 256 threads per block of decode_step_persistent (the kernel's PD_SUBS; one block per SM, so at
+    /// most 128 registers a thread) and 16-byte ring slots per lane of its weight streams (PD_STAGES).
+    static let persistentSubBlocks = 2, persistentStages = 16
+
+    /// Dynamic shared memory of decode_step_persistent: one GEMV input row (the widest of hidden, attention and FFN
+    /// width), one decode-attention block's memory per sub-block (each rounded to 16 bytes: float4 stores), then
+    /// every warp's ring of 16-byte chunks (separate from the attention memory: the o projection's copies fly during
+    /// attention). 214 KiB for Llama-3.2-1B's shape.
+    static func persistentDecodeShared(_ c: ModelConfig, gemmBytes: Int) -> (inputBytes: Int, attentionFloats: Int, total: Int) {
+        let input = (max(c.hiddenSize, c.heads * c.headDim, c.ffnSize) * gemmBytes + 15) / 16 * 16
+        let attention = (decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim) / 4 + 3) / 4 * 4
+        let rings = persistentSubBlocks * 8 * persistentStages * 32 * 16
+        return (input, attention, input + persistentSubBlocks * attention * 4 + rings)
+    }
+
+    /// Whether a step runs as decode_step_persistent: one row with its logits, where the fused GEMVs and
+    /// attention_decode would run (default mode), its shared memory within the device's limit, cooperative launches
+    /// available, and no programmatic dependent launch (the opt-in experiment keeps the kernels it was measured with).
+    func usesPersistentDecode(rows T: Int, logitRows: Int, attention: AttentionShape) -> Bool {
+        guard case .split = attention, persistentDecode, persistentDecodeAvailable, !batchInvariant, !gpu.dependentLaunch else { return false }
+        return T == 1 && logitRows == 1 && fusesDecode(rows: 1)
     }
 
     /// Device bytes of the forward pass's scratch buffers, by buffer: steps of up to `maxTokens` rows (split inputs

@@ -77,6 +77,17 @@ public final class GPULlama: @unchecked Sendable {
     public var bf16GateUpOutput = ProcessInfo.processInfo.environment["SWIFTWISE_BF16_GATE_UP"] != "0"
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
+    /// Batch-1 decode steps as one persistent kernel (`decode_step_persistent`; same bits as the fused kernels);
+    /// `SWIFTWISE_PERSISTENT_DECODE=0` launches the fused kernels one by one.
+    public var persistentDecode = ProcessInfo.processInfo.environment["SWIFTWISE_PERSISTENT_DECODE"] != "0"
+    /// Whether the device allows decode_step_persistent's shared memory (checked at load).
+    public private(set) var persistentDecodeAvailable = false
+    /// Where decode_step_persistent writes each block's barrier arrival and departure times (`persistentTraceCount`
+    /// UInt64 words; gpu-check's phase timing), or 0.
+    public var persistentTrace: UInt64 = 0
+    public var persistentTraceCount: Int { gpu.multiprocessors * (5 * config.layers + 1) * 2 }
+    /// The persistent kernel's per-layer weight pointers (8 words a layer) and its two barrier words.
+    let layerTable: UInt64, persistentSync: UInt64
 
     /// Loads `checkpoint` onto the device and allocates a KV cache of `numBlocks` × `blockSize` tokens.
     /// Element size of weights and GEMM inputs: 2 (bf16) or 4 (fp32, the exactness check mode).
@@ -208,6 +219,14 @@ public final class GPULlama: @unchecked Sendable {
             let flash = Self.flashKernel(headDim: c.headDim, heads: c.heads, kvHeads: c.kvHeads, gemmBytes: eb)
             try gpu.allowSharedMemory(functions[flash.name]!, bytes: flash.sharedBytes)
         }
+        let table = layers.flatMap { l -> [UInt64] in [l.wqkv, l.wo, l.wGateUp, l.wDown, l.bqkv ?? 0, l.attnNorm, l.ffnNorm, 0] }
+        let tablePointer = try gpu.allocate(table.count * 8)
+        try table.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: tablePointer) }
+        layerTable = tablePointer
+        persistentSync = try Self.upload([0, 0, 0, 0], gpu)  // zero bits
+        // Devices with less shared memory per block than the kernel needs run the fused kernels one by one.
+        persistentDecodeAvailable = gpu.cooperativeLaunch
+            && (try? gpu.allowSharedMemory(functions["decode_step_persistent"]!, bytes: Self.persistentDecodeShared(c, gemmBytes: eb).total)) != nil
     }
 
     deinit {
@@ -286,19 +305,30 @@ public final class GPULlama: @unchecked Sendable {
             if case .last = step.logits { return step.tokens.count == 1 } else { return false }
         }
         if measureStepGPUTime, let (start, _) = stepEvents { try gpu.record(start) }
-        if useGraphs && decodeOnly && profile == nil, case .split(let splits) = shape {
-            // Fusion and dependent launch are part of what was recorded.
-            let key = T << 32 | splits << 2 | (fusedDecode ? 2 : 0) | (gpu.dependentLaunch ? 1 : 0)
-            if graphs[key] == nil && graphs.count < Self.maxGraphs {
-                graphs[key] = try gpu.capture { try encode(T: T, rows: rows, attention: shape, pointers) }
-            }
-            if let graph = graphs[key] {
-                try gpu.replay(graph)
+        func run() throws {
+            if useGraphs && decodeOnly && profile == nil, case .split(let splits) = shape {
+                // Fusion, the persistent kernel and dependent launch are part of what was recorded.
+                let persistent = usesPersistentDecode(rows: T, logitRows: rows, attention: shape)
+                let key = T << 40 | splits << 3 | (persistent ? 4 : 0) | (fusedDecode ? 2 : 0) | (gpu.dependentLaunch ? 1 : 0)
+                if graphs[key] == nil && graphs.count < Self.maxGraphs {
+                    graphs[key] = try gpu.capture { try encode(T: T, rows: rows, attention: shape, pointers) }
+                }
+                if let graph = graphs[key] {
+                    try gpu.replay(graph)
+                } else {
+                    try encode(T: T, rows: rows, attention: shape, pointers)
+                }
             } else {
                 try encode(T: T, rows: rows, attention: shape, pointers)
             }
-        } else {
-            try encode(T: T, rows: rows, attention: shape, pointers)
+        }
+        do {
+            try run()
+        } catch where usesPersistentDecode(rows: T, logitRows: rows, attention: shape) {
+            // A driver that cannot launch (or record) the cooperative kernel: the fused kernels from now on.
+            persistentDecodeAvailable = false
+            FileHandle.standardError.write(Data("swiftwise: the persistent decode kernel failed (\(error)); decode steps use the fused kernels\n".utf8))
+            try run()
         }
         if measureStepGPUTime, let (start, end) = stepEvents {  // the step's kernels, without the logits download
             try gpu.record(end)

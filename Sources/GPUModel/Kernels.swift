@@ -5,7 +5,7 @@ enum GPUKernels {
     static let names = ["embed", "to_bf16", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
-                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "spin"]
+                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "spin"] + ["decode_step_persistent"]
         + fusedGEMVs.map { $0 + singleRowSuffix }
 
     /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
@@ -13,9 +13,9 @@ enum GPUKernels {
     static let singleRowSuffix = "_1"
 
     /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
-    /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift)
-    /// and the GEMVs (GEMVKernels.swift).
-    static let source = prelude + rowKernels + attentionSource + defaultModeAttentionSource + gemvSource
+    /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift),
+    /// the GEMVs (GEMVKernels.swift) and the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift).
+    static let source = prelude + rowKernels + attentionSource + defaultModeAttentionSource + gemvSource + persistentDecodeSource
 
     /// bf16 conversions, the GEMM element type, constants.
     static let prelude = #"""
@@ -78,6 +78,20 @@ enum GPUKernels {
         }
     }
     #define NEG_INF __int_as_float(0xff800000)
+    // 16 bytes global → shared without passing through registers; `valid` false fills zeros (keys past the sequence:
+    // their V rows must be finite, as P = 0 multiplies them).
+    __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+        unsigned a = (unsigned)__cvta_generic_to_shared(dst);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(a), "l"(src), "r"(valid ? 16 : 0) : "memory");
+    }
+    // 4 bytes global → shared (into rows whose padding breaks 16-byte alignment).
+    __device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+        unsigned a = (unsigned)__cvta_generic_to_shared(dst);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(a), "l"(src) : "memory");
+    }
+    __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+    template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+
     // Programmatic dependent launch (sm_90+): wait until the kernel before this one on the stream has finished and
     // its writes are visible (every kernel does, before reading its inputs or writing anything), then let the next
     // one start its own independent work. No-ops when not launched that way, and before sm_90.

@@ -100,6 +100,17 @@ struct GPUCheckCommand: ParsableCommand {
                 fusionDiffers += differing
             }
             results["fused_vs_separate_differing_logits"] = fusionDiffers
+            // The persistent decode kernel, in every shape, must compute exactly what the fused kernels do, launched one by one.
+            let oneRow = [SequenceStep(tokens: [ours[0]], start: prompt.count, blockTable: table, logits: .last)]
+            llama.persistentDecode = false
+            let oneByOneLogits = try llama.forward(oneRow)
+            llama.persistentDecode = true
+            let persistentLogits = try llama.forward(oneRow)
+            let persistentDiffers = zip(persistentLogits, oneByOneLogits).filter { $0.bitPattern != $1.bitPattern }.count
+            print("persistent decode kernel (\(llama.persistentDecodeAvailable ? "available" : "NOT available on this device")) vs the fused "
+                  + "kernels one by one, 1 row: \(persistentDiffers) of \(persistentLogits.count) logits differ")
+            results["persistent_vs_fused_differing_logits"] = persistentDiffers
+            results["persistent_decode_available"] = llama.persistentDecodeAvailable
             let prefix = zip(ours, greedy).prefix { $0 == $1 }.count
             let same = zip(ours, greedy).filter { $0 == $1 }.count
             print("greedy continuation: first \(prefix) of \(greedy.count) tokens identical, \(same) equal overall")
@@ -145,6 +156,9 @@ struct GPUCheckCommand: ParsableCommand {
         llama.fusedDecode = false
         let separate = try decodeRate(batch: 1, prompt: 512, steps: 256)
         llama.fusedDecode = true
+        llama.persistentDecode = false
+        let oneByOne = try decodeRate(batch: 1, prompt: 512, steps: 256)
+        llama.persistentDecode = true
         llama.gpu.dependentLaunch = dependentLaunch
         let one = try decodeRate(batch: 1, prompt: 512, steps: 256)
         llama.measureStepGPUTime = true
@@ -169,6 +183,8 @@ struct GPUCheckCommand: ParsableCommand {
                      one, one * Double(llama.weightBytes) / 1e9, 100 * one * Double(llama.weightBytes) / 1e9 / bandwidth, bandwidth))
         print(String(format: "decode batch 1 %@ programmatic dependent launch: %.1f tok/s; with the separate (unfused) kernels: %.1f tok/s",
                      dependentLaunch ? "without" : "with", otherPDL, separate))
+        print(String(format: "decode batch 1 with the fused kernels launched one by one (no persistent kernel): %.1f tok/s (%.0f%% of the copy bandwidth)",
+                     oneByOne, 100 * oneByOne * Double(llama.weightBytes) / 1e9 / bandwidth))
         print(String(format: "decode batch 1 step: %.3f ms of GPU time (events around the step's kernels) of %.3f ms wall (%.1f tok/s in that run)",
                      gpuPerStep * 1000, 1000 / measured, measured))
         print(String(format: "decode batch 32: %.1f tok/s (a step: %.3f ms of GPU time of %.3f ms wall; the rest is the host's, mostly copying back 32 rows of logits)",
@@ -182,6 +198,7 @@ struct GPUCheckCommand: ParsableCommand {
         out["decode_batch1_gpu_ms_per_step"] = gpuPerStep * 1000
         out["decode_batch32_gpu_ms_per_step"] = manyGPUPerStep * 1000
         out["decode_batch1_separate_kernels_tok_s"] = separate
+        out["decode_batch1_no_persistent_tok_s"] = oneByOne
         out["prefill_2048_ms"] = prefill * 1000
         out["prefill_tflops"] = flops / prefill / 1e12
         out["copy_gb_s"] = bandwidth
@@ -239,6 +256,7 @@ struct GPUCheckCommand: ParsableCommand {
             }
             return Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.value.seconds / Double(steps) * 1e6) })
         }
+        out["persistent_decode_phases"] = try persistentPhases(llama)
         // Decode at batch 1 and 32, context 512: a warm-up step first (cuBLAS loads a shape's kernels on first use).
         for (batch, steps) in [(1, 16), (32, 8)] {
             llama.profile = nil

@@ -14,7 +14,8 @@ final class GPUKernelSourceTests: XCTestCase {
     func testEveryNamedKernelIsDefined() {
         XCTAssertEqual(Set(GPUKernels.names).count, GPUKernels.names.count, "kernel names are unique")
         for name in GPUKernels.names {
-            let direct = source.contains("void \(name)(") || source.contains("MMA_ENTRY(\(name),")
+            let bounded = source.range(of: #"void __launch_bounds__\([^)]*\)\s+"# + name + #"\("#, options: .regularExpression) != nil
+            let direct = source.contains("void \(name)(") || bounded || source.contains("MMA_ENTRY(\(name),")
             // A fused GEMV: its body in the FUSED_GEMVS macro, and an instantiation for its suffix.
             let base = GPUKernels.fusedGEMVs.first { name == $0 || name == $0 + GPUKernels.singleRowSuffix }
             let suffix = base.map { String(name.dropFirst($0.count)) } ?? ""
@@ -26,7 +27,7 @@ final class GPUKernelSourceTests: XCTestCase {
     /// Every kernel waits for the previous one (programmatic dependent launch) before it reads its inputs: a plain
     /// kernel's first statement is pdl_wait(); the GEMV, tensor-core attention and SwiGLU bodies wait themselves.
     func testEveryKernelWaitsForThePreviousOne() throws {
-        let definition = try NSRegularExpression(pattern: #"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\([^)]*\)\s*\{\s*(?:extern __shared__[^;]*;\s*)?([^;]*);"#)
+        let definition = try NSRegularExpression(pattern: #"__global__ void (?:__launch_bounds__\([^)]*\)\s+)?(\w+)\([^)]*\)\s*\{\s*(?:(?:extern )?__shared__[^;]*;\s*)*([^;]*);"#)
         let matches = definition.matches(in: source, range: NSRange(source.startIndex..., in: source))
         XCTAssertGreaterThan(matches.count, 15)
         for match in matches {
@@ -35,7 +36,7 @@ final class GPUKernelSourceTests: XCTestCase {
             if name == "spin" { continue }  // reads nothing
             let waits = first == "pdl_wait()" || first.contains("gemv_core") || first.hasPrefix("int t0 = blockIdx.y")
                 || first.contains("ResidualOut") || first.contains("StoreOut") || first.contains("SwiGLUOut") || first.contains("RopeOut")
-                || first.hasPrefix("swiglu<")
+                || first.hasPrefix("swiglu<") || first.contains("attention_mma<")
             XCTAssertTrue(waits, "\(name) starts with `\(first)` instead of pdl_wait()")
         }
         for body in ["__device__ void gemv_core(", "__device__ void attention_mma(", "__device__ __forceinline__ void swiglu("] {
@@ -65,7 +66,7 @@ final class GPUKernelSourceTests: XCTestCase {
     /// attention_decode's shared memory: K (padded by one float per row) and V of a 64-key split, the query heads of
     /// one K/V head, their scores, max and sum; within the 227 KiB an H100 block may opt into for Llama shapes.
     func testDecodeAttentionSharedMemory() {
-        XCTAssertEqual(GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64), (64 * 65 + 64 * 64 + 4 * 64 + 4 * 64 + 8) * 4)
+        XCTAssertEqual(GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64), (64 * 65 + 64 * 64 + 4 * 64 + 4 * 64 + 8 + 1) * 4)
         XCTAssertLessThanOrEqual(GPULlama.decodeAttentionSharedBytes(heads: 64, kvHeads: 8, headDim: 128), 227 << 10)
     }
 
@@ -145,20 +146,40 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertNotEqual(key, GPUContext.cacheKey(source: "a", arch: 90, options: ["--fmad=false", "-DGEMM_FP32"]))
     }
 
-    /// The CUlaunchConfig + CUlaunchAttribute bytes given to cuLaunchKernelEx, at the driver header's offsets.
-    func testDependentLaunchConfigLayout() {
+    /// The CUlaunchConfig + CUlaunchAttribute bytes given to cuLaunchKernelEx, at the driver header's offsets: one
+    /// 72-byte attribute per id (cooperative 2, programmatic stream serialization 6), each set to 1.
+    func testLaunchConfigLayout() {
         let stream = OpaquePointer(bitPattern: 0x1234_5678)
-        let result = GPUContext.withDependentLaunchConfig(grid: (7, 2, 1), block: (256, 1, 1), sharedBytes: 4096, stream: stream) { config in
+        let result = GPUContext.withLaunchConfig(grid: (7, 2, 1), block: (256, 1, 1), sharedBytes: 4096, stream: stream, attributes: [2, 6]) { config in
             XCTAssertEqual((0..<7).map { config.load(fromByteOffset: 4 * $0, as: UInt32.self) }, [7, 2, 1, 256, 1, 1, 4096])
             XCTAssertEqual(config.load(fromByteOffset: 32, as: UInt.self), 0x1234_5678)
             let attributes = config.load(fromByteOffset: 40, as: UnsafeRawPointer.self)
             XCTAssertEqual(attributes, config + 56)
-            XCTAssertEqual(config.load(fromByteOffset: 48, as: UInt32.self), 1)
-            XCTAssertEqual(attributes.load(as: Int32.self), 6)  // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+            XCTAssertEqual(config.load(fromByteOffset: 48, as: UInt32.self), 2)
+            XCTAssertEqual(attributes.load(as: Int32.self), 2)  // CU_LAUNCH_ATTRIBUTE_COOPERATIVE
             XCTAssertEqual(attributes.load(fromByteOffset: 8, as: Int32.self), 1)
+            XCTAssertEqual(attributes.load(fromByteOffset: 72, as: Int32.self), 6)  // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+            XCTAssertEqual(attributes.load(fromByteOffset: 80, as: Int32.self), 1)
             return 42
         }
         XCTAssertEqual(result, 42)
+    }
+
+    /// decode_step_persistent's shared memory for Llama-3.2-1B's shape: the 8192-wide bf16 input row, two
+    /// decode-attention blocks (16-byte rounded), 16 warps' rings of 16 slots × 32 lanes × 16 bytes; within the
+    /// 227 KiB an H100 block may opt into.
+    func testPersistentDecodeSharedMemory() throws {
+        var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
+        (config.hiddenSize, config.heads, config.kvHeads, config.headDim, config.ffnSize) = (2048, 32, 8, 64, 8192)
+        let shared = GPULlama.persistentDecodeShared(config, gemmBytes: 2)
+        let attention = GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64)
+        XCTAssertEqual(shared.inputBytes, 8192 * 2)
+        XCTAssertEqual(shared.attentionFloats * 4, (attention + 15) / 16 * 16)
+        XCTAssertEqual(shared.total, 8192 * 2 + 2 * shared.attentionFloats * 4 + 16 * 16 * 32 * 16)
+        XCTAssertLessThanOrEqual(shared.total, 227 << 10)
+        // The Swift side's sizes are the kernel's.
+        XCTAssertTrue(GPUKernels.source.contains("#define PD_SUBS \(GPULlama.persistentSubBlocks)\n"))
+        XCTAssertTrue(GPUKernels.source.contains("#define PD_STAGES \(GPULlama.persistentStages)\n"))
     }
 
     /// A missing library is an error naming what was looked for and where.

@@ -1,0 +1,268 @@
+extension GPUKernels {
+    /// Batch-1 decode as one persistent kernel for all layers. Uses `unpack` and the output forms of `gemvSource` and
+    /// `decode_attention_block` of `defaultModeAttentionSource`.
+    static let persistentDecodeSource = #"""
+    // One decode step of one row through every layer in one launch (batch-1 decode): one block of PD_SUBS × 256
+    // threads per SM, all resident at once. Between phases (QKV, attention, o, gate|up, down) the grid meets at a
+    // barrier (a counter in global memory) instead of a kernel boundary, so a kernel's launch, ramp-up and last wave
+    // are paid once a step instead of five times a layer. The GEMVs stream their weights through per-warp cp.async
+    // rings in shared memory (PDStream), the next GEMV's first chunks copied while the grid meets (and the o
+    // projection's through the whole attention phase); attention runs attention_decode's blocks, one per sub-block
+    // (a named barrier). Every output is computed with exactly the separate kernels' arithmetic, so the logits equal
+    // the fused kernels' bit for bit (gpu-check compares them). Activations written in the step (x, q, K/V, attention
+    // and SwiGLU outputs) are read around L1 (__ldcg), which is not coherent across SMs.
+    // Dynamic shared memory: GPULlama.persistentDecodeShared.
+    #define PD_SUBS 2
+    #define PD_THREADS (PD_SUBS * DECODE_ATT_THREADS)
+    #define PD_STAGES 16
+
+    // A layer's device pointers, as GPULlama uploads them (8 words a layer).
+    struct LayerWeights {
+        const gemm_t* wqkv; const gemm_t* wo; const gemm_t* wgu; const gemm_t* wdown;
+        const float* bqkv; const float* attn_norm; const float* ffn_norm; const void* unused;
+    };
+
+    // x[u] += s, reading x around L1 (ResidualOut's add).
+    struct PDResidualOut {
+        float* x;
+        __device__ int row(int u, int) const { return u; }
+        __device__ void store(int u, int, const float* s) const { x[u] = __ldcg(x + u) + s[0]; }
+    };
+
+    __device__ __forceinline__ unsigned long long pd_now() {
+        unsigned long long t;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+        return t;
+    }
+
+    // Every block arrives (its first thread adds one to the counter after the block's writes), then waits until the
+    // counter reaches the next multiple of the grid size. In two halves, so that work that needs no other block
+    // (starting the next GEMV's weight copies) runs between them: the arrival is not queued behind those copies.
+    // trace (when not null): this block's arrival and departure times at barrier `mark` (gpu-check's phase timing).
+    __device__ __forceinline__ void pd_grid_arrive(unsigned* arrived, unsigned& target, unsigned long long* trace, int mark) {
+        __syncthreads();
+        target += gridDim.x;
+        if (threadIdx.x == 0) {
+            if (trace) trace[2 * mark] = pd_now();
+            __threadfence();
+            atomicAdd(arrived, 1u);
+        }
+    }
+    __device__ __forceinline__ void pd_grid_wait(unsigned* arrived, unsigned target, unsigned long long* trace, int mark) {
+        if (threadIdx.x == 0) {
+            unsigned seen;
+            do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(arrived) : "memory"); } while (seen < target);
+            if (trace) trace[2 * mark + 1] = pd_now();
+        }
+        __syncthreads();
+    }
+
+    // The weight stream of one warp through a GEMV. A warp owns whole units (every warp of the grid: units w, w + all
+    // warps, ...) and computes each one's ks parts itself, one after the other, with gemv_core's per-part arithmetic
+    // (a lane's chunks (part · 32 + lane) · GEMV_VEC + k · step in order, the warp's shuffle sum) and the parts added in
+    // order: the GEMV kernels' bits, without the block's shared sums and barriers. Its chunks are copied with cp.async
+    // into the warp's ring of PD_STAGES slots in shared memory, PD_STAGES - 1 ahead of their use: nothing is held in
+    // registers while they fly, and a GEMV's first copies start before the grid barrier that precedes it.
+    template <int NOUT, class Out>
+    struct PDStream {
+        const gemm_t* w; int inputs, units, ks; Out out;
+        uint4* ring;                      // this warp's PD_STAGES × 32 chunks
+        int first, stride, count;         // this warp's units: first, first + stride, ... (count of them)
+        int step, kmax;                   // a part's chunks: k · step from its base, k < kmax (those below inputs)
+        int r, p, k, n, slot;             // the next chunk to copy: unit r, part p, chunk k, output row n, ring slot
+        const gemm_t* wr[NOUT];           // unit r's weight rows
+
+        __device__ __forceinline__ PDStream(const gemm_t* w_, int inputs_, int units_, int ks_, const Out& out_, uint4* ring_)
+            : w(w_), inputs(inputs_), units(units_), ks(ks_), out(out_), ring(ring_) {
+            stride = gridDim.x * PD_SUBS * 8;
+            first = blockIdx.x * PD_SUBS * 8 + (threadIdx.x >> 5);
+            count = first < units ? (units - first + stride - 1) / stride : 0;
+            step = 32 * GEMV_VEC * ks;
+            kmax = (inputs + step - 1) / step;
+            r = 0; p = 0; k = 0; n = 0; slot = 0;
+            locate();
+        }
+        __device__ __forceinline__ int base(int part) const { return (part * 32 + (threadIdx.x & 31)) * GEMV_VEC; }
+        __device__ __forceinline__ void locate() {
+            int u = first + r * stride;
+            #pragma unroll
+            for (int m = 0; m < NOUT; m++) wr[m] = w + (long)(r < count ? out.row(u, m) : 0) * inputs;
+        }
+        // Copies the next chunk (none past the end) as one commit group.
+        __device__ __forceinline__ void issue() {
+            if (r < count) {
+                int i = base(p) + k * step;
+                // wr indexed by constants only (a runtime index would put the array in local memory); NOUT ≤ 2.
+                const gemm_t* row = n == 0 ? wr[0] : wr[NOUT - 1];
+                if (i < inputs) cp_async16(ring + slot * 32 + (threadIdx.x & 31), row + i, true);
+                slot = slot + 1 == PD_STAGES ? 0 : slot + 1;
+                if (++n == NOUT) {
+                    n = 0;
+                    if (++k == kmax) {
+                        k = 0;
+                        if (++p == ks) { p = 0; ++r; locate(); }
+                    }
+                }
+            }
+            cp_async_commit();
+        }
+        // The first PD_STAGES - 1 chunks.
+        __device__ void prologue() {
+            #pragma unroll 1
+            for (int s = 0; s < PD_STAGES - 1; s++) issue();
+        }
+    };
+
+    // Runs a stream's units over xs (shared memory); prologue() already ran.
+    template <int NOUT, class Out>
+    __device__ __forceinline__ void pd_gemv(PDStream<NOUT, Out>& st, const gemm_t* xs) {
+        int lane = threadIdx.x & 31, slot = 0;
+        for (int r = 0; r < st.count; r++) {
+            float sum[NOUT];
+            for (int p = 0; p < st.ks; p++) {
+                float acc[NOUT];
+                #pragma unroll
+                for (int m = 0; m < NOUT; m++) acc[m] = 0.f;
+                for (int k = 0; k < st.kmax; k++) {
+                    int i = st.base(p) + k * st.step;
+                    #pragma unroll
+                    for (int m = 0; m < NOUT; m++) {
+                        st.issue();
+                        cp_async_wait<PD_STAGES - 1>();
+                        if (i < st.inputs) {
+                            float wf[GEMV_VEC], xf[GEMV_VEC];
+                            unpack(st.ring[slot * 32 + lane], wf);
+                            unpack(*(const uint4*)(xs + i), xf);
+                            #pragma unroll
+                            for (int e = 0; e < GEMV_VEC; e++) acc[m] = fmaf(wf[e], xf[e], acc[m]);
+                        }
+                        slot = slot + 1 == PD_STAGES ? 0 : slot + 1;
+                    }
+                }
+                #pragma unroll
+                for (int m = 0; m < NOUT; m++) {
+                    float s = acc[m];
+                    #pragma unroll
+                    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffff, s, off);
+                    sum[m] = p == 0 ? s : sum[m] + s;
+                }
+            }
+            if (lane == 0) st.out.store(st.first + r * st.stride, 0, sum);
+        }
+    }
+
+    // xs = rmsnorm(x) as GEMM inputs: the first 256 threads sum as rmsnorm_bf16 and block_sum do (same bits), all
+    // threads scale.
+    __device__ void pd_stage_norm(const float* x, const float* nw, float eps, int D, gemm_t* xs, float* red) {
+        int tid = threadIdx.x;
+        if (tid < DECODE_ATT_THREADS) {
+            float s = 0.f;
+            for (int i = tid; i < D; i += DECODE_ATT_THREADS) {
+                float v = __ldcg(x + i);
+                s += v * v;
+            }
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+            if ((tid & 31) == 0) red[tid >> 5] = s;
+            GroupSync{1}();
+            if (tid < 32) {
+                s = tid < (DECODE_ATT_THREADS >> 5) ? red[tid] : 0.f;
+                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+                if (tid == 0) red[8] = rsqrtf(s / D + eps);
+            }
+        }
+        __syncthreads();
+        float scale = red[8];
+        for (int i = tid; i < D; i += PD_THREADS) xs[i] = to_gemm(__ldcg(x + i) * scale * nw[i]);
+        __syncthreads();
+    }
+
+    // xs = src (n GEMM elements, a multiple of GEMV_VEC), read around L1.
+    __device__ void pd_stage(const gemm_t* src, int n, gemm_t* xs) {
+        for (int i = threadIdx.x * GEMV_VEC; i < n; i += PD_THREADS * GEMV_VEC) *(uint4*)(xs + i) = __ldcg((const uint4*)(src + i));
+        __syncthreads();
+    }
+
+    // Every block is past its last barrier once all have counted themselves done: the last one resets the words.
+    __device__ __forceinline__ void pd_finish(unsigned* sync_words, unsigned long long* trace, int layers) {
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            if (trace) trace[2 * 5 * layers] = pd_now();
+            __threadfence();
+            if (atomicAdd(sync_words + 1, 1u) == gridDim.x - 1) {
+                sync_words[0] = 0;
+                sync_words[1] = 0;
+                __threadfence();
+            }
+        }
+    }
+
+    // sync_words[0]: barrier arrivals, [1]: blocks done (the last one zeroes both for the next step).
+    extern "C" __global__ void __launch_bounds__(PD_THREADS, 1)
+    decode_step_persistent(const LayerWeights* lw, float* x, float* q, float* kc, float* vc, bf16* k16, bf16* v16, gemm_t* attnB,
+                           gemm_t* act, float* partials, int* counters, unsigned* sync_words, const int* pos, const int* row_block,
+                           const int* row_slot, const int* row_table, const int* tables, const float* inv_freq, float eps, float scale,
+                           int layers, int bs, int heads, int kvHeads, int hd, int D, int F, int max_splits, int xs_bytes,
+                           int att_floats, int ks_qkv, int ks_o, int ks_gu, int ks_down, unsigned long long* trace) {
+        extern __shared__ __align__(16) unsigned char pd_shared[];
+        __shared__ float red[16];
+        pdl_wait();
+        pdl_trigger();
+        gemm_t* xs = (gemm_t*)pd_shared;
+        int sub = threadIdx.x >> 8;
+        // After xs: the attention blocks' memory, then the warps' rings.
+        float* att = (float*)(pd_shared + xs_bytes) + sub * att_floats;
+        uint4* ring = (uint4*)(pd_shared + xs_bytes + PD_SUBS * att_floats * 4) + (threadIdx.x >> 5) * PD_STAGES * 32;
+        GroupSync sync = {sub + 1};
+        int QD = heads * hd, qkvUnits = (QD + 2 * kvHeads * hd) / 2;
+        unsigned target = 0;
+        int mark = 0;
+        if (trace) trace += (long)blockIdx.x * (5 * layers + 1) * 2;
+        if (trace && threadIdx.x == 0) trace[1] = pd_now();
+        PDResidualOut residual = {x};
+        SwiGLUOut swiglu = {act, F};
+        RopeOut rope = {q, kc, vc, k16, v16, lw[0].bqkv, pos, inv_freq, row_block, row_slot, 0, layers, bs, heads, kvHeads, hd};
+        PDStream<2, RopeOut> qkv(lw[0].wqkv, D, qkvUnits, ks_qkv, rope, ring);
+        qkv.prologue();
+        for (int l = 0; l < layers; l++) {
+            const LayerWeights* w = lw + l;
+            pd_stage_norm(x, w->attn_norm, eps, D, xs, red);
+            pd_gemv(qkv, xs);
+            // The o projection's first copies fly through the attention phase (its ring is separate memory).
+            pd_grid_arrive(sync_words, target, trace, ++mark);
+            PDStream<1, PDResidualOut> o(w->wo, QD, D, ks_o, residual, ring);
+            o.prologue();
+            pd_grid_wait(sync_words, target, trace, mark);
+            // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
+            // longer while most sit idle.
+            for (int vb = blockIdx.x + sub * gridDim.x; vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
+                decode_attention_block(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
+                                       counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L);
+            pd_grid_arrive(sync_words, target, trace, ++mark);
+            pd_grid_wait(sync_words, target, trace, mark);
+            pd_stage(attnB, QD, xs);
+            pd_gemv(o, xs);
+            pd_grid_arrive(sync_words, target, trace, ++mark);
+            PDStream<2, SwiGLUOut> gateUp(w->wgu, D, F, ks_gu, swiglu, ring);
+            gateUp.prologue();
+            pd_grid_wait(sync_words, target, trace, mark);
+            pd_stage_norm(x, w->ffn_norm, eps, D, xs, red);
+            pd_gemv(gateUp, xs);
+            pd_grid_arrive(sync_words, target, trace, ++mark);
+            PDStream<1, PDResidualOut> down(w->wdown, F, D, ks_down, residual, ring);
+            down.prologue();
+            pd_grid_wait(sync_words, target, trace, mark);
+            pd_stage(act, F, xs);
+            pd_gemv(down, xs);
+            if (l + 1 == layers) break;
+            pd_grid_arrive(sync_words, target, trace, ++mark);
+            rope.layer = l + 1;
+            rope.bias = lw[l + 1].bqkv;
+            qkv = PDStream<2, RopeOut>(lw[l + 1].wqkv, D, qkvUnits, ks_qkv, rope, ring);
+            qkv.prologue();
+            pd_grid_wait(sync_words, target, trace, mark);
+        }
+        pd_finish(sync_words, trace, layers);
+    }
+
+    """#
+}
