@@ -57,6 +57,14 @@ extension GPUKernels {
         __syncthreads();
     }
 
+    // A barrier across which `next` (a PDStream) starts its first copies.
+    template <class Stream>
+    __device__ __forceinline__ void pd_grid_sync_starting(Stream& next, unsigned* arrived, unsigned& target, unsigned long long* trace, int mark) {
+        pd_grid_arrive(arrived, target, trace, mark);
+        next.prologue();
+        pd_grid_wait(arrived, target, trace, mark);
+    }
+
     // The weight stream of one warp through a GEMV. A warp owns whole units (every warp of the grid: units w, w + all
     // warps, ...) and computes each one's ks parts itself, one after the other, with gemv_core's per-part arithmetic
     // (a lane's chunks (part · 32 + lane) · GEMV_VEC + k · step in order, the warp's shuffle sum) and the parts added in
@@ -228,10 +236,8 @@ extension GPUKernels {
             pd_stage_norm(x, w->attn_norm, eps, D, xs, red);
             pd_gemv(qkv, xs);
             // The o projection's first copies fly through the attention phase (its ring is separate memory).
-            pd_grid_arrive(sync_words, target, trace, ++mark);
             PDStream<1, PDResidualOut> o(w->wo, QD, D, ks_o, residual, ring);
-            o.prologue();
-            pd_grid_wait(sync_words, target, trace, mark);
+            pd_grid_sync_starting(o, sync_words, target, trace, ++mark);
             // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
             // longer while most sit idle.
             for (int vb = blockIdx.x + sub * gridDim.x; vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
@@ -241,25 +247,19 @@ extension GPUKernels {
             pd_grid_wait(sync_words, target, trace, mark);
             pd_stage(attnB, QD, xs);
             pd_gemv(o, xs);
-            pd_grid_arrive(sync_words, target, trace, ++mark);
             PDStream<2, SwiGLUOut> gateUp(w->wgu, D, F, ks_gu, swiglu, ring);
-            gateUp.prologue();
-            pd_grid_wait(sync_words, target, trace, mark);
+            pd_grid_sync_starting(gateUp, sync_words, target, trace, ++mark);
             pd_stage_norm(x, w->ffn_norm, eps, D, xs, red);
             pd_gemv(gateUp, xs);
-            pd_grid_arrive(sync_words, target, trace, ++mark);
             PDStream<1, PDResidualOut> down(w->wdown, F, D, ks_down, residual, ring);
-            down.prologue();
-            pd_grid_wait(sync_words, target, trace, mark);
+            pd_grid_sync_starting(down, sync_words, target, trace, ++mark);
             pd_stage(act, F, xs);
             pd_gemv(down, xs);
             if (l + 1 == layers) break;
-            pd_grid_arrive(sync_words, target, trace, ++mark);
             rope.layer = l + 1;
             rope.bias = lw[l + 1].bqkv;
             qkv = PDStream<2, RopeOut>(lw[l + 1].wqkv, D, qkvUnits, ks_qkv, rope, ring);
-            qkv.prologue();
-            pd_grid_wait(sync_words, target, trace, mark);
+            pd_grid_sync_starting(qkv, sync_words, target, trace, ++mark);
         }
         pd_finish(sync_words, trace, layers);
     }

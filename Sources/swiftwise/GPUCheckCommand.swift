@@ -107,8 +107,8 @@ struct GPUCheckCommand: ParsableCommand {
             llama.persistentDecode = true
             let persistentLogits = try llama.forward(oneRow)
             let persistentDiffers = zip(persistentLogits, oneByOneLogits).filter { $0.bitPattern != $1.bitPattern }.count
-            print("persistent decode kernel (\(llama.persistentDecodeAvailable ? "available" : "NOT available on this device")) vs the fused "
-                  + "kernels one by one, 1 row: \(persistentDiffers) of \(persistentLogits.count) logits differ")
+            print("persistent decode kernel (\(llama.persistentDecodeUse)) vs the fused kernels one by one, 1 row: "
+                  + "\(persistentDiffers) of \(persistentLogits.count) logits differ")
             results["persistent_vs_fused_differing_logits"] = persistentDiffers
             results["persistent_decode_available"] = llama.persistentDecodeAvailable
             let prefix = zip(ours, greedy).prefix { $0 == $1 }.count
