@@ -72,7 +72,10 @@ public final class KVStoreServer: Sendable {
         } onCancel: {
             serverChannel.close(promise: nil)
         }
-        for channel in connections.all() { try? await channel.close() }
+        // Every connection closed at once (each on its own event loop), not one after another.
+        await withTaskGroup(of: Void.self) { group in
+            for channel in connections.all() { group.addTask { try? await channel.close() } }
+        }
         await store.persistMemory()
         if !Task.isCancelled { throw ServerError.listenerClosed }
     }

@@ -2,6 +2,7 @@ import Foundation
 import KVStore
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @Suite("KVStoreClient", .timeLimit(.minutes(1)))
@@ -160,4 +161,33 @@ struct ClientTests {
             return false
         }
     }
+
+    @Test("stopping the store closes all 16 open connections at once and keeps what they stored")
+    func stopClosesEveryConnection() async throws {
+        let store = try await TestStore()
+        let answered = Counter()
+        try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for i in 0..<16 {
+                group.addTask {
+                    try await RawConnection.with(port: store.port) { c in
+                        try await c.send(Frame.put("k\(i)", [UInt8(i)]) + Frame.exist("k\(i)"))
+                        #expect(try await c.receive(32) == Frame.okReply)
+                        answered.increment()
+                        return try await c.receiveUntilClosed()  // only the store's stop ends this
+                    }
+                }
+            }
+            while answered.value < 16 { try await Task.sleep(for: .milliseconds(5)) }
+            await store.stop()
+            for try await leftover in group { #expect(leftover.isEmpty) }
+            #expect((0..<16).allSatisfy { store.store.contains(key: "k\($0)") })
+        }
+    }
+}
+
+/// A thread-safe count for tests.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
