@@ -82,10 +82,9 @@ public final class GPULlama: @unchecked Sendable {
     public var persistentDecode = ProcessInfo.processInfo.environment["SWIFTWISE_PERSISTENT_DECODE"] != "0"
     /// Whether the device allows decode_step_persistent's shared memory (checked at load).
     public private(set) var persistentDecodeAvailable = false
-    /// Where decode_step_persistent writes each block's barrier arrival and departure times (`persistentTraceCount`
+    /// Where decode_step_persistent writes each block's barrier arrival and departure times (`PersistentTrace.words`
     /// UInt64 words; gpu-check's phase timing), or 0.
     public var persistentTrace: UInt64 = 0
-    public var persistentTraceCount: Int { gpu.multiprocessors * (5 * config.layers + 1) * 2 }
     /// The persistent kernel's per-layer weight pointers (8 words a layer) and its two barrier words.
     let layerTable: UInt64, persistentSync: UInt64
 

@@ -182,6 +182,23 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertTrue(GPUKernels.source.contains("#define PD_STAGES \(GPULlama.persistentStages)\n"))
     }
 
+    /// The persistent kernel's trace reduced per phase kind: two blocks, one layer, times chosen by hand.
+    func testPersistentTraceReduction() {
+        // Per block: (arrival, departure) of barriers 0...5; barrier 0's departure is the start, barrier 5's arrival the end.
+        let block0: [UInt64] = [0, 100, 200, 250, 300, 320, 400, 410, 500, 520, 600, 0]
+        let block1: [UInt64] = [0, 110, 230, 251, 290, 321, 380, 412, 505, 519, 650, 0]
+        XCTAssertEqual(PersistentTrace.words(blocks: 2, layers: 1), 24)
+        var trace = PersistentTrace()
+        trace.add(block0 + block1, blocks: 2, layers: 1)
+        XCTAssertEqual(trace.total, 550)
+        XCTAssertEqual(trace.mean, [110, 44.5, 69.5, 91.5, 105.5])
+        XCTAssertEqual(trace.slowest, [120, 50, 80, 93, 131])
+        XCTAssertEqual(trace.barrier, [21, 21, 12, 15, 0])  // the last phase ends the kernel, not at a barrier
+        trace.add(block0 + block1, blocks: 2, layers: 1)
+        XCTAssertEqual(trace.total, 1100)
+        XCTAssertEqual(trace.steps, 2)
+    }
+
     /// A missing library is an error naming what was looked for and where.
     func testMissingLibraryIsNamed() {
         XCTAssertThrowsError(try DynamicLibrary(names: ["libswiftwise-no-such-library.so.7"], what: "the test library")) { error in
