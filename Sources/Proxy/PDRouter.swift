@@ -68,16 +68,18 @@ struct PDRouter: Sendable {
 
     private func prefill(path: String, json: JSONValue, headers: HTTPHeaders, prefixKey: [UInt64],
                          requestId: String) async -> Response? {
-        let body = ByteBuffer(bytes: (try? JSONEncoder().encode(Self.prefillBody(json))) ?? Data())
+        var body: ByteBuffer?  // encoded once a prefill node is there to take it
         var tried: Set<URL> = []
         let start = ContinuousClock.now
         for attempt in 0..<2 {
             guard let lease = pool.acquire(.prefill, prefix: prefixKey, excluding: tried) else { break }
             tried.insert(lease.url)
+            let encoded = body ?? ByteBuffer(bytes: (try? JSONEncoder().encode(Self.prefillBody(json))) ?? Data())
+            body = encoded
             if attempt > 0 { metrics.prefillRetries.increment() }
             let sent = ContinuousClock.now
             do {
-                let response = try await client.execute(upstream(lease, path, headers, body), timeout: forever)
+                let response = try await client.execute(upstream(lease, path, headers, encoded), timeout: forever)
                 let responseBody = try await response.body.collect(upTo: configuration.maxBodyBytes)
                 metrics.backendLatency(lease, ContinuousClock.now - sent)
                 let status = Int(response.status.code)
