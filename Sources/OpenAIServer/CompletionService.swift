@@ -13,7 +13,7 @@ struct CompletionService: Sendable {
 
     func respond(_ request: CompletionRequest) async throws(OpenAIError) -> Response {
         let isChat = request.kind == .chat
-        let id = (isChat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let id = (isChat ? "chatcmpl-" : "cmpl-") + RandomID.hex128()
         let created = Int(Date().timeIntervalSince1970)
         // External KV first (consumer): one fetch per distinct prompt, skipping what local blocks already hold.
         var externals: [[Int]: ExternalKV] = [:]

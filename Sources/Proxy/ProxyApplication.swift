@@ -73,7 +73,7 @@ public final class ProxyServer: Sendable {
                                   relay: PDRouter) async -> Response {
         metrics.inFlight.increment()
         defer { metrics.inFlight.decrement() }
-        let requestId = request.headers[UpstreamHeaders.requestIdName] ?? "swiftwise-\(UUID().uuidString.lowercased())"
+        let requestId = request.headers[UpstreamHeaders.requestIdName] ?? "swiftwise-\(RandomID.hex128())"
         let response = await completionResponse(request, path: path, relay: relay, requestId: requestId)
         metrics.request(endpoint: endpoint, status: Int(response.status.code))
         return response

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Engine
+@testable import OpenAIAPI
 @testable import OpenAIServer
 
 @Suite("Engine parts: block manager, prefix hashes, stop strings, sampling")
@@ -91,5 +92,15 @@ struct EngineUnitTests {
         let s = logits.withUnsafeMutableBufferPointer { Sampler.sample($0, params: params, prompt: [], output: [], random: &random) }
         #expect(s.top.count == 5)
         #expect(abs(s.top.map { expf($0.logprob) }.reduce(0, +) - 1) < 1e-5)
+    }
+
+    @Test("request ids: 32 lowercase hex digits, zero-padded halves, 10000 of them all different")
+    func randomIDs() {
+        #expect(RandomID.hex(0) == "0000000000000000")
+        #expect(RandomID.hex(0xAB) == "00000000000000ab")
+        #expect(RandomID.hex(.max) == "ffffffffffffffff")
+        let ids = (0..<10_000).map { _ in RandomID.hex128() }
+        #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy { "0123456789abcdef".contains($0) } })
+        #expect(Set(ids).count == ids.count)
     }
 }
