@@ -12,7 +12,7 @@ extension GPULlama {
     /// Queues one forward pass on the stream: every kernel and GEMM, ending with the logits of `rows` rows.
     func encode(T: Int, rows: Int, attention shape: AttentionShape, _ p: StepPointers) throws {
         let c = config
-        let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim, V = c.vocabSize
+        let D = c.hiddenSize, KV = c.kvDim, F = c.ffnSize, QD = c.heads * c.headDim
         let (pTokens, pPos, pBlock, pSlot, pSelected) = (p.tokens, p.positions, p.blocks, p.slots, p.selected)
         let fused = fusesDecode(rows: T)
         // Split inputs: each GEMM's bf16 input is written as two row blocks (high halves, then what their rounding
@@ -31,10 +31,7 @@ extension GPULlama {
         try launch("embed", grid: T, block: 256, [.pointer(embedding), .pointer(pTokens), .pointer(x), .int32(Int32(D))])
         if case .split(let splits) = shape, usesPersistentDecode(rows: T, logitRows: rows, attention: shape) {
             try persistentDecodeLayers(splits: splits, p)
-            try fusedGEMV("gemv_norm", units: V, rows: rows, matrixRows: V, inputs: D, normInputs: D,
-                          [.pointer(x), .pointer(pSelected), .pointer(outputNorm), .float(c.rmsEps), .pointer(output), .pointer(logits),
-                           .int32(Int32(rows)), .int32(Int32(D)), .int32(Int32(V))])
-            return
+            return try projectLogits(rows: rows, selected: pSelected)
         }
         for (l, w) in layers.enumerated() {
             if fused {  // RMSNorm, the QKV GEMV, bias, RoPE and the KV-cache write in one launch
@@ -86,14 +83,21 @@ extension GPULlama {
         if !fused && !accumulates {  // the last layer's FFN residual
             try elementwise("residual_add", T * D, [.pointer(x), .pointer(delta), lo(D)])
         }
+        try projectLogits(rows: rows, selected: pSelected)
+    }
+
+    /// The final RMSNorm of the `rows` selected rows of x and the vocabulary projection into `logits`.
+    private func projectLogits(rows: Int, selected: UInt64) throws {
+        let c = config
+        let D = c.hiddenSize, V = c.vocabSize
         guard rows > 0 else { return }
-        if fusesDecode(rows: rows) {  // final RMSNorm of the selected rows + vocabulary projection
+        if fusesDecode(rows: rows) {  // one launch: RMSNorm prologue + GEMV
             try fusedGEMV("gemv_norm", units: V, rows: rows, matrixRows: V, inputs: D, normInputs: D,
-                          [.pointer(x), .pointer(pSelected), .pointer(outputNorm), .float(c.rmsEps), .pointer(output), .pointer(logits),
+                          [.pointer(x), .pointer(selected), .pointer(outputNorm), .float(c.rmsEps), .pointer(output), .pointer(logits),
                            .int32(Int32(rows)), .int32(Int32(D)), .int32(Int32(V))])
             return
         }
-        try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(pSelected), .pointer(normed), .int32(Int32(D))])
+        try launch("gather_rows", grid: rows, block: 256, [.pointer(x), .pointer(selected), .pointer(normed), .int32(Int32(D))])
         try launch("rmsnorm_bf16", grid: rows, block: 256, [.pointer(normed), .pointer(outputNorm), .pointer(xn), .int32(Int32(D)), .float(c.rmsEps),
                                                              .int64(0)])
         try gemm(xn, output, logits, rows: rows, inputs: D, outputs: V)

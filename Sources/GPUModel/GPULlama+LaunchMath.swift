@@ -64,23 +64,28 @@ extension GPULlama {
         return (input, attention, input + persistentSubBlocks * attention * 4 + rings)
     }
 
-    /// Whether one-row decode steps run as decode_step_persistent, and if not, why (gpu-check prints it).
-    public var persistentDecodeUse: String {
-        if batchInvariant { return "not used in batch-invariant mode" }
-        if !persistentDecode { return "switched off (SWIFTWISE_PERSISTENT_DECODE=0)" }
-        if !persistentDecodeAvailable {
-            let bytes = Self.persistentDecodeShared(config, gemmBytes: gemmBytes).total
-            return "not available: \(bytes >> 10) KiB of shared memory a block exceeds the device's limit, or no cooperative launch"
-        }
-        return gpu.dependentLaunch ? "not used with programmatic dependent launch" : "used"
-    }
-
-    /// Whether a step runs as decode_step_persistent: one row with its logits, where the fused GEMVs and
+    /// Whether one-row decode steps run as decode_step_persistent: switched on, where the fused GEMVs and
     /// attention_decode would run (default mode), its shared memory within the device's limit, cooperative launches
     /// available, and no programmatic dependent launch (the opt-in experiment keeps the kernels it was measured with).
+    public var persistentDecodeApplies: Bool {
+        persistentDecode && persistentDecodeAvailable && !batchInvariant && !gpu.dependentLaunch && fusesDecode(rows: 1)
+    }
+
+    /// Whether one-row decode steps run as decode_step_persistent, and if not, why (gpu-check prints it).
+    public var persistentDecodeUse: String {
+        if persistentDecodeApplies { return "used" }
+        if batchInvariant { return "not used in batch-invariant mode" }
+        if !persistentDecode { return "switched off (SWIFTWISE_PERSISTENT_DECODE=0)" }
+        if !fusesDecode(rows: 1) { return "not used without the fused decode kernels" }
+        if gpu.dependentLaunch { return "not used with programmatic dependent launch" }
+        let bytes = Self.persistentDecodeShared(config, gemmBytes: gemmBytes).total
+        return "not available: \(bytes >> 10) KiB of shared memory a block exceeds the device's limit, or no cooperative launch"
+    }
+
+    /// Whether a step runs as decode_step_persistent: one row with its logits, decoded with split attention.
     func usesPersistentDecode(rows T: Int, logitRows: Int, attention: AttentionShape) -> Bool {
-        guard case .split = attention, persistentDecode, persistentDecodeAvailable, !batchInvariant, !gpu.dependentLaunch else { return false }
-        return T == 1 && logitRows == 1 && fusesDecode(rows: 1)
+        guard case .split = attention else { return false }
+        return T == 1 && logitRows == 1 && persistentDecodeApplies
     }
 
     /// Device bytes of the forward pass's scratch buffers, by buffer: steps of up to `maxTokens` rows (split inputs

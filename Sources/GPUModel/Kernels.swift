@@ -5,7 +5,7 @@ enum GPUKernels {
     static let names = ["embed", "to_bf16", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
-                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "spin"] + ["decode_step_persistent"]
+                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "spin", "decode_step_persistent"]
         + fusedGEMVs.map { $0 + singleRowSuffix }
 
     /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
@@ -83,11 +83,6 @@ enum GPUKernels {
     __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
         unsigned a = (unsigned)__cvta_generic_to_shared(dst);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(a), "l"(src), "r"(valid ? 16 : 0) : "memory");
-    }
-    // 4 bytes global → shared (into rows whose padding breaks 16-byte alignment).
-    __device__ __forceinline__ void cp_async4(void* dst, const void* src) {
-        unsigned a = (unsigned)__cvta_generic_to_shared(dst);
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(a), "l"(src) : "memory");
     }
     __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
     template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }

@@ -7,7 +7,7 @@ extension GPUCheckCommand {
     /// (globaltimer) over `steps` steps at context 512, reduced per phase kind to the mean block's work, the slowest
     /// block's work, and the barrier (last arrival to last departure). Empty where the kernel does not run.
     static func persistentPhases(_ llama: GPULlama, steps: Int = 8) throws -> [String: Double] {
-        guard llama.persistentDecodeAvailable && llama.persistentDecode && !llama.batchInvariant else { return [:] }
+        guard llama.persistentDecodeApplies else { return [:] }
         let blocks = llama.gpu.multiprocessors, layers = llama.config.layers
         let count = PersistentTrace.words(blocks: blocks, layers: layers)
         let buffer = try llama.gpu.allocate(count * 8)
