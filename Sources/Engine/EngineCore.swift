@@ -149,9 +149,15 @@ public final class EngineCore: @unchecked Sendable {
             SequenceStep(tokens: Array(s.tokens[s.computed..<s.computed + n]), start: s.computed, blockTable: s.blockTable,
                          logits: s.computed + n == s.tokens.count ? .last : .none)
         }
-        var logits: [Float]
+        // Where every sampled row is plainly greedy, only each row's argmax comes back.
+        let argmaxOnly = scheduled.allSatisfy { s, n in s.computed + n < s.tokens.count || s.request.params.argmaxSuffices }
+        var logits: [Float] = [], argmaxes: [Int] = []
         do {
-            logits = try backend.forward(batch)
+            if argmaxOnly {
+                argmaxes = try backend.forwardArgmax(batch)
+            } else {
+                logits = try backend.forward(batch)
+            }
         } catch {
             // A failing device is not recoverable here: every scheduled request ends (aborted), the loop goes on.
             logger.error("forward pass failed: \(error)")
@@ -172,7 +178,7 @@ public final class EngineCore: @unchecked Sendable {
             if s.request.exportPromptKV, !s.exported, s.computed >= s.request.prompt.count {
                 exportPrompt(s)
             }
-            let sampled = logits.withUnsafeMutableBufferPointer { all in
+            let sampled = argmaxOnly ? SampledToken(token: argmaxes[row], logprob: nil, top: []) : logits.withUnsafeMutableBufferPointer { all in
                 Sampler.sample(UnsafeMutableBufferPointer(rebasing: all[row * vocab..<(row + 1) * vocab]),
                                params: s.request.params, prompt: s.request.prompt, output: s.output, random: &s.random)
             }

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import Models
 #endif
 
 /// A seeded random source (xoshiro256**), one per request so a `seed` reproduces the request whatever else runs.
@@ -48,7 +49,7 @@ enum Sampler {
         }
         var token: Int
         if greedy {
-            token = argmax(row)
+            token = Logits.argmax(row)
         } else {
             token = draw(row, params: params, random: &random)
         }
@@ -62,12 +63,6 @@ enum Sampler {
             }
         }
         return result
-    }
-
-    static func argmax(_ row: UnsafeMutableBufferPointer<Float>) -> Int {
-        var best = 0
-        for i in 1..<row.count where row[i] > row[best] { best = i }
-        return best
     }
 
     private static func applyPenalties(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int]) {

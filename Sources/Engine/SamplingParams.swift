@@ -19,4 +19,9 @@ public struct SamplingParams: Sendable, Equatable {
     public init() {}
 
     public var isGreedy: Bool { temperature <= 1e-5 || topK == 1 }
+    /// Greedy with nothing that needs the logits themselves (penalties, log-probabilities): the backend's argmax is
+    /// the token, and a GPU sends one int a row instead of the vocabulary.
+    public var argmaxSuffices: Bool {
+        isGreedy && logprobs == nil && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
+    }
 }

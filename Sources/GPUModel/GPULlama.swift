@@ -33,6 +33,9 @@ public final class GPULlama: @unchecked Sendable {
     // Scratch sized for `maxTokens` rows.
     let x, xn, qkv, q, attnB, gateUp, act, delta, normed, logits: UInt64
     let ints: UInt64
+    /// argmax_rows' output: one index per logits row.
+    let argmaxes: UInt64
+    static let argmaxThreads = 1024  // the kernel's ARGMAX_THREADS
     let intCapacity: Int
     /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
     let partials: UInt64
@@ -203,6 +206,7 @@ public final class GPULlama: @unchecked Sendable {
         intCapacity = sizes.ints
         ints = try gpu.allocate(intCapacity * 4)
         partials = try gpu.allocate(sizes.partials)
+        argmaxes = try gpu.allocate(maxLogitRows * 4)
         splitCounters = try Self.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads), gpu)  // zero bits
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
@@ -249,8 +253,41 @@ public final class GPULlama: @unchecked Sendable {
 
     /// One forward pass; returns the requested logits rows [rows × vocab] (fp32, on the host).
     public func forward(_ batch: [SequenceStep]) throws -> [Float] {
-        try gpu.makeCurrent()  // the engine calls from its own thread; the context is per thread
+        guard let rows = try enqueueStep(batch) else { return [] }
+        defer { if profile != nil { try? endProfiledStep() } }
+        guard rows > 0 else { return [] }
         let V = config.vocabSize
+        if rows > Self.pinnedLogitRows {
+            var out = [Float](repeating: 0, count: rows * V)
+            try timed("download logits") { try out.withUnsafeMutableBytes { try gpu.download(logits, bytes: $0.count, into: $0.baseAddress!) } }
+            return out
+        }
+        var out: [Float] = []
+        try timed("download logits") {
+            try gpu.download(logits, bytes: rows * V * 4, into: hostLogits)
+            out = Array(UnsafeBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: rows * V))
+        }
+        return out
+    }
+
+    /// One forward pass; returns the index of each requested logits row's largest logit (as the engine's greedy
+    /// sampler picks it), computed on the device: one int a row crosses to the host instead of the vocabulary.
+    public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
+        guard let rows = try enqueueStep(batch) else { return [] }
+        defer { if profile != nil { try? endProfiledStep() } }
+        guard rows > 0 else { return [] }
+        try timed("argmax_rows") {
+            try gpu.launch(functions["argmax_rows"]!, grid: (UInt32(rows), 1, 1), block: (UInt32(Self.argmaxThreads), 1, 1),
+                           [.pointer(logits), .int32(Int32(config.vocabSize)), .pointer(argmaxes)], name: "argmax_rows")
+        }
+        try timed("download argmaxes") { try gpu.download(argmaxes, bytes: rows * 4, into: hostLogits) }
+        return UnsafeBufferPointer(start: hostLogits.assumingMemoryBound(to: Int32.self), count: rows).map(Int.init)
+    }
+
+    /// Queues one forward pass (its logits rows left in `logits`); returns the number of logits rows, nil for an
+    /// empty batch. Synchronizes only when there are no rows. A profiled step is begun here and ended by the caller.
+    private func enqueueStep(_ batch: [SequenceStep]) throws -> Int? {
+        try gpu.makeCurrent()  // the engine calls from its own thread; the context is per thread
         var tokens: [Int32] = [], positions: [Int32] = [], rowBlock: [Int32] = [], rowSlot: [Int32] = [], rowTable: [Int32] = []
         var tables: [Int32] = [], selected: [Int32] = [], tiles: [Int32] = []
         let rowCount = batch.reduce(0) { $0 + $1.tokens.count }
@@ -277,7 +314,7 @@ public final class GPULlama: @unchecked Sendable {
             }
         }
         let T = tokens.count
-        guard T > 0 else { return [] }
+        guard T > 0 else { return nil }
         precondition(T <= maxTokens && selected.count <= maxLogitRows, "batch larger than the GPU scratch buffers")
         // All integer metadata in one upload: tokens | positions | rowBlock | rowSlot | rowTable | selected | tables.
         let meta = tokens + positions + rowBlock + rowSlot + rowTable + selected + tiles + tables
@@ -334,22 +371,7 @@ public final class GPULlama: @unchecked Sendable {
             try gpu.synchronize()
             stepGPUSeconds += try gpu.seconds(from: start, to: end)
         }
-        guard rows > 0 else {
-            try gpu.synchronize()
-            if profile != nil { try endProfiledStep() }
-            return []
-        }
-        defer { if profile != nil { try? endProfiledStep() } }
-        if rows > Self.pinnedLogitRows {
-            var out = [Float](repeating: 0, count: rows * V)
-            try timed("download logits") { try out.withUnsafeMutableBytes { try gpu.download(logits, bytes: $0.count, into: $0.baseAddress!) } }
-            return out
-        }
-        var out: [Float] = []
-        try timed("download logits") {
-            try gpu.download(logits, bytes: rows * V * 4, into: hostLogits)
-            out = Array(UnsafeBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: rows * V))
-        }
-        return out
+        if rows == 0 { try gpu.synchronize() }
+        return rows
     }
 }

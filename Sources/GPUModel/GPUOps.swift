@@ -124,6 +124,17 @@ public final class GPUOps: OpBackend {
         return try downloadGemmOutput(out, n)
     }
 
+    public func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
+        try gpu.makeCurrent()
+        let scratch = Scratch(gpu)
+        let out = try scratch.zeros(rows * 4)
+        try gpu.launch(functions["argmax_rows"]!, grid: (UInt32(rows), 1, 1), block: (UInt32(GPULlama.argmaxThreads), 1, 1),
+                       [.pointer(try scratch.floats(logits)), .int32(Int32(logits.count / rows)), .pointer(out)], name: "argmax_rows")
+        var picks = [Int32](repeating: 0, count: rows)
+        try picks.withUnsafeMutableBytes { try gpu.download(out, bytes: $0.count, into: $0.baseAddress!) }
+        return picks.map(Int.init)
+    }
+
     public func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu)

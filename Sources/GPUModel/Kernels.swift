@@ -5,7 +5,7 @@ enum GPUKernels {
     static let names = ["embed", "to_bf16", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
-                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "spin", "decode_step_persistent"]
+                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "argmax_rows", "spin", "decode_step_persistent"]
         + fusedGEMVs.map { $0 + singleRowSuffix }
 
     /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
@@ -296,6 +296,36 @@ enum GPUKernels {
         pdl_trigger();
         int i = blockIdx.x;
         for (int k = threadIdx.x; k < D; k += blockDim.x) out[(long)i * D + k] = x[(long)rows[i] * D + k];
+    }
+
+    // out[i] = the index of row i's largest logit, chosen as the engine's Sampler.argmax does: the lowest index among
+    // equals, NaNs passed over (but index 0 when logit 0 is NaN). One block of ARGMAX_THREADS a row: greedy decoding
+    // downloads one int a row instead of the whole vocabulary.
+    #define ARGMAX_THREADS 1024
+    __device__ __forceinline__ void argmax_take(float& v, int& i, float v2, int i2) {
+        // i < 0: nothing seen yet. Equal values keep the lower index.
+        if (i2 >= 0 && (i < 0 || v2 > v || (v2 == v && i2 < i))) { v = v2; i = i2; }
+    }
+    __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows(const float* logits, int V, int* out) {
+        pdl_wait();
+        pdl_trigger();
+        __shared__ float vs[ARGMAX_THREADS / 32];
+        __shared__ int is[ARGMAX_THREADS / 32];
+        const float* row = logits + (long)blockIdx.x * V;
+        float v = 0.f;
+        int i = -1;
+        for (int k = threadIdx.x; k < V; k += ARGMAX_THREADS) {
+            float x = row[k];
+            if (x == x) argmax_take(v, i, x, k);  // x == x: not NaN
+        }
+        for (int o = 16; o > 0; o >>= 1) argmax_take(v, i, __shfl_xor_sync(0xffffffff, v, o), __shfl_xor_sync(0xffffffff, i, o));
+        if ((threadIdx.x & 31) == 0) { vs[threadIdx.x >> 5] = v; is[threadIdx.x >> 5] = i; }
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            v = vs[threadIdx.x]; i = is[threadIdx.x];
+            for (int o = 16; o > 0; o >>= 1) argmax_take(v, i, __shfl_xor_sync(0xffffffff, v, o), __shfl_xor_sync(0xffffffff, i, o));
+            if (threadIdx.x == 0) out[blockIdx.x] = row[0] != row[0] || i < 0 ? 0 : i;
+        }
     }
     }  // extern "C"
 

@@ -5,8 +5,31 @@ public protocol ForwardBackend: AnyObject, Sendable {
     var config: ModelConfig { get }
     /// Runs the batch; returns the requested logits rows [rows × vocab].
     func forward(_ batch: [SequenceStep]) throws -> [Float]
+    /// Runs the batch; returns each requested logits row's argmax (the lowest index among equal largest logits, NaNs
+    /// passed over unless logit 0 is one): all that greedy sampling needs, which a GPU computes without sending the
+    /// vocabulary's logits to the host.
+    func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int]
     func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws
     func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws
+}
+
+extension ForwardBackend {
+    /// The logits on the host, then each row's argmax.
+    public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
+        let logits = try forward(batch), vocab = config.vocabSize
+        return (0..<logits.count / vocab).map { r in Logits.argmax(logits[r * vocab..<(r + 1) * vocab]) }
+    }
+}
+
+public enum Logits {
+    /// The first index of the largest logit, relative to the row's start: only a strictly larger value replaces the
+    /// best so far, so NaNs never do (and a NaN first stays). Greedy sampling's choice, on the host and (argmax_rows)
+    /// on the GPU.
+    public static func argmax<Row: RandomAccessCollection>(_ row: Row) -> Int where Row.Element == Float, Row.Index == Int {
+        var best = row.startIndex
+        for i in row.indices.dropFirst() where row[i] > row[best] { best = i }
+        return best - row.startIndex
+    }
 }
 
 /// The CPU model over a host-memory paged cache.

@@ -50,7 +50,7 @@ struct GPUCheckCommand: ParsableCommand {
             let last = cpuModel.forward(prompt, cache: KVCache(config: checkpoint.config, capacity: prompt.count))
             let error = zip(last, expected).map { abs($0 - $1) }.max()! / expected.map(abs).max()!
             print(String(format: "CPU path vs reference: last-position logits relative error %.2e; argmax %d vs %d", error,
-                         Self.argmax(last[...]), Self.argmax(expected[...])))
+                         Logits.argmax(last[...]), Logits.argmax(expected[...])))
             return
         }
         let gpu = try GPUContext()
@@ -78,15 +78,23 @@ struct GPUCheckCommand: ParsableCommand {
             let V = c.vocabSize
             let last = Array(logits[(prompt.count - 1) * V..<prompt.count * V])
             let error = zip(last, expected).map { abs($0 - $1) }.max()! / expected.map(abs).max()!
-            let agree = (0..<prompt.count).filter { t in Self.argmax(logits[t * V..<(t + 1) * V]) == argmax[t] }.count
+            let agree = (0..<prompt.count).filter { t in Logits.argmax(logits[t * V..<(t + 1) * V]) == argmax[t] }.count
             print(String(format: "vs transformers: last-position logits relative error %.2e; per-position argmax agreement %d/%d", error, agree, prompt.count))
+            // Greedy sampling on the device (argmax_rows) must pick what the host picks from the downloaded logits:
+            // every prompt row, then every decode step.
+            let promptPicks = try llama.forwardArgmax([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .all)])
+            var argmaxDiffers = (0..<prompt.count).filter { t in promptPicks[t] != Logits.argmax(logits[t * V..<(t + 1) * V]) }.count
             var ours: [Int] = []
-            var next = Self.argmax(last[...])
+            var next = Logits.argmax(last[...])
             for i in 0..<greedy.count {
                 ours.append(next)
-                let out = try llama.forward([SequenceStep(tokens: [next], start: prompt.count + i, blockTable: table, logits: .last)])
-                next = Self.argmax(out[...])
+                let step = [SequenceStep(tokens: [next], start: prompt.count + i, blockTable: table, logits: .last)]
+                let out = try llama.forward(step)
+                next = Logits.argmax(out[...])
+                if try llama.forwardArgmax(step) != [next] { argmaxDiffers += 1 }
             }
+            print("argmax on the GPU vs the host's argmax of the downloaded logits: \(argmaxDiffers) of \(prompt.count + greedy.count) rows differ")
+            results["gpu_argmax_differing_rows"] = argmaxDiffers
             // The fused decode kernels must compute exactly what the separate ones do: one row and five rows, compared bit for bit.
             var fusionDiffers = 0
             for rowsInStep in [1, 5] {
@@ -143,8 +151,8 @@ struct GPUCheckCommand: ParsableCommand {
     static func bench(_ llama: GPULlama, _ c: ModelConfig) throws -> [String: Any] {
         var out: [String: Any] = [:]
         let dependentLaunch = llama.gpu.dependentLaunch
-        func decodeRate(batch: Int, prompt: Int, steps: Int) throws -> Double {
-            let step = try decodeSteps(llama, batch: batch, prompt: prompt, steps: steps)
+        func decodeRate(batch: Int, prompt: Int, steps: Int, logits: Bool = false) throws -> Double {
+            let step = try decodeSteps(llama, batch: batch, prompt: prompt, steps: steps, logits: logits)
             let start = ContinuousClock.now
             for s in 0..<steps { try step(s) }
             return Double(batch * steps) / (ContinuousClock.now - start).seconds
@@ -169,6 +177,9 @@ struct GPUCheckCommand: ParsableCommand {
         let many = try decodeRate(batch: 32, prompt: 512, steps: 64)
         let manyGPUPerStep = llama.stepGPUSeconds / 64
         llama.measureStepGPUTime = false
+        // What sampling on the host costs: the same steps with every logits row downloaded.
+        let oneLogits = try decodeRate(batch: 1, prompt: 512, steps: 256, logits: true)
+        let manyLogits = try decodeRate(batch: 32, prompt: 512, steps: 64, logits: true)
         // Prefill: best of 3 after a warm-up of the same size (cuBLAS loads its kernels for a shape on first use).
         let prompt = (0..<2048).map { 100 + ($0 * 17) % 30000 }
         var prefill = Double.infinity
@@ -187,8 +198,9 @@ struct GPUCheckCommand: ParsableCommand {
                      oneByOne, 100 * oneByOne * Double(llama.weightBytes) / 1e9 / bandwidth))
         print(String(format: "decode batch 1 step: %.3f ms of GPU time (events around the step's kernels) of %.3f ms wall (%.1f tok/s in that run)",
                      gpuPerStep * 1000, 1000 / measured, measured))
-        print(String(format: "decode batch 32: %.1f tok/s (a step: %.3f ms of GPU time of %.3f ms wall; the rest is the host's, mostly copying back 32 rows of logits)",
-                     many, manyGPUPerStep * 1000, 32000 / many))
+        print(String(format: "decode batch 32: %.1f tok/s (a step: %.3f ms of GPU time of %.3f ms wall)", many, manyGPUPerStep * 1000, 32000 / many))
+        print(String(format: "decode with the logits downloaded (sampling on the host; above, greedy on the GPU): batch 1 %.1f tok/s, batch 32 %.1f tok/s",
+                     oneLogits, manyLogits))
         let peak = try cublasPeak(llama.gpu)
         print(String(format: "prefill 2048 tokens: %.1f ms (%.1f TFLOP/s in the weight GEMMs = %.0f%% of the %.0f TFLOP/s cuBLAS bf16 peak measured now)",
                      prefill * 1000, flops / prefill / 1e12, 100 * flops / prefill / 1e12 / peak, peak))
@@ -199,6 +211,8 @@ struct GPUCheckCommand: ParsableCommand {
         out["decode_batch32_gpu_ms_per_step"] = manyGPUPerStep * 1000
         out["decode_batch1_separate_kernels_tok_s"] = separate
         out["decode_batch1_no_persistent_tok_s"] = oneByOne
+        out["decode_batch1_logits_tok_s"] = oneLogits
+        out["decode_batch32_logits_tok_s"] = manyLogits
         out["prefill_2048_ms"] = prefill * 1000
         out["prefill_tflops"] = flops / prefill / 1e12
         out["copy_gb_s"] = bandwidth
@@ -207,15 +221,17 @@ struct GPUCheckCommand: ParsableCommand {
     }
 
     /// `batch` sequences of `prompt` tokens prefilled (not timed), with block tables room for `steps` more tokens; the
-    /// result runs decode step s (one token for every sequence, at position prompt + s).
-    static func decodeSteps(_ llama: GPULlama, batch: Int, prompt: Int, steps: Int) throws -> (Int) throws -> Void {
+    /// result runs decode step s (one token for every sequence, at position prompt + s), picking each next token on the
+    /// GPU (argmax_rows), as greedy serving does, or with `logits` downloading every row's logits.
+    static func decodeSteps(_ llama: GPULlama, batch: Int, prompt: Int, steps: Int, logits: Bool = false) throws -> (Int) throws -> Void {
         let bs = llama.blockSize, blocksPer = (prompt + steps + bs) / bs
         let tables = (0..<batch).map { b in Array(b * blocksPer..<(b + 1) * blocksPer) }
         for b in 0..<batch {
             _ = try llama.forward([SequenceStep(tokens: (0..<prompt).map { 100 + ($0 * 31 + b) % 30000 }, start: 0, blockTable: tables[b], logits: .last)])
         }
         return { s in
-            _ = try llama.forward((0..<batch).map { b in SequenceStep(tokens: [1000 + s + b], start: prompt + s, blockTable: tables[b], logits: .last) })
+            let step = (0..<batch).map { b in SequenceStep(tokens: [1000 + s + b], start: prompt + s, blockTable: tables[b], logits: .last) }
+            if logits { _ = try llama.forward(step) } else { _ = try llama.forwardArgmax(step) }
         }
     }
 
@@ -308,12 +324,6 @@ struct GPUCheckCommand: ParsableCommand {
             best = max(best, 2 * Double(n) / (ContinuousClock.now - t).seconds / 1e9)
         }
         return best
-    }
-
-    static func argmax(_ x: ArraySlice<Float>) -> Int {
-        var best = x.startIndex
-        for i in x.indices where x[i] > x[best] { best = i }
-        return best - x.startIndex
     }
 
     func ms(_ d: Duration) -> Int { Int(d.seconds * 1000) }

@@ -172,6 +172,56 @@ extension Serving {
             consumer.shutdown()
         }
 
+        /// Counts which form of the forward pass the engine asks for.
+        final class CountingBackend: ForwardBackend, @unchecked Sendable {
+            let base: CPUBackend
+            let lock = NSLock()
+            var logitsCalls = 0, argmaxCalls = 0
+            init(_ base: CPUBackend) { self.base = base }
+            var config: ModelConfig { base.config }
+            func forward(_ batch: [SequenceStep]) throws -> [Float] {
+                lock.withLock { logitsCalls += 1 }
+                return base.forward(batch)
+            }
+            func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
+                lock.withLock { argmaxCalls += 1 }
+                let logits = base.forward(batch), vocab = config.vocabSize
+                return (0..<logits.count / vocab).map { r in Logits.argmax(logits[r * vocab..<(r + 1) * vocab]) }
+            }
+            func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+                base.exportKV(blockTable: blockTable, range: range, into: buffer)
+            }
+            func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws {
+                base.importKV(blockTable: blockTable, range: range, from: buffer, bufferTokens: bufferTokens, bufferOffset: bufferOffset)
+            }
+        }
+
+        @Test("plain greedy requests take only each row's argmax from the backend; with logprobs, logits: the same tokens")
+        func greedyAsksForArgmaxOnly() async throws {
+            let config = EngineConfig(maxModelLen: 1024, numBlocks: 256)
+            let backend = CountingBackend(CPUBackend(model: Self.model, blockSize: config.blockSize, numBlocks: config.numBlocks))
+            let engine = EngineCore(backend: backend, config: config, metricsFactory: MetricsEndpoint().factory, logger: Logger(label: "test"))
+            engine.start()
+            defer { engine.shutdown() }
+            let prompt = Self.prompts(1, maxLength: 30)[0]
+            let plain = try await Self.run(engine, "plain", prompt, maxTokens: 6)
+            #expect(backend.lock.withLock { (backend.logitsCalls, backend.argmaxCalls) } == (0, 6))
+            var params = SamplingParams()
+            params.temperature = 0
+            params.maxTokens = 6
+            params.ignoreEOS = true
+            params.logprobs = 0
+            var tokens: [Int] = []
+            for await event in try engine.submit(EngineRequest(id: "logprobs", prompt: prompt, params: params)) {
+                if case .token(let t) = event {
+                    tokens.append(t.token)
+                    #expect(t.logprob != nil)
+                }
+            }
+            #expect(tokens == plain.tokens)
+            #expect(backend.lock.withLock { (backend.logitsCalls, backend.argmaxCalls) } == (6, 6))
+        }
+
         @Test("aborting a running request frees its blocks")
         func abortFreesBlocks() async throws {
             let (engine, metrics) = Self.engine()

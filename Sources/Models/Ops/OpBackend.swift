@@ -14,4 +14,14 @@ public protocol OpBackend: AnyObject {
     /// Causal GQA attention of one sequence: q [rows × heads × headDim] at `positions`, k and v
     /// [positions 0..<n × kvHeads × headDim]; row t attends to positions 0...positions[t].
     func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float]
+    /// Each row's argmax (`Logits.argmax`: greedy sampling's choice) of logits [rows × (count / rows)].
+    func argmax(_ logits: [Float], rows: Int) throws -> [Int]
+}
+
+extension OpBackend {
+    /// On the host, as the engine's sampler picks.
+    public func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
+        let n = logits.count / rows
+        return (0..<rows).map { r in Logits.argmax(logits[r * n..<(r + 1) * n]) }
+    }
 }

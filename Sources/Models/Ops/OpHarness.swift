@@ -72,6 +72,17 @@ public enum OpHarness {
         try check("attention", "70 rows of \(n) positions, 3/1 heads × 64", t.attention) {
             try $0.attention(q: q3, k: k3, v: v3, positions: Array(n - 70..<n), heads: 3, kvHeads: 1, headDim: 64)
         }
+        // Greedy sampling's argmax, exactly: a vocabulary-sized row that is no multiple of the block, equal largest
+        // values (the lowest index wins), NaNs before the largest value and at index 0, a row of -inf, and rows
+        // shorter than a block's threads.
+        var vocabRows = rng.floats(5 * 128_256, -30, 30)
+        for at in [120_000, 77, 5000] { vocabRows[128_256 + at] = 31 }
+        vocabRows[2 * 128_256] = .nan
+        for at in [3, 64_000, 128_255] { vocabRows[3 * 128_256 + at] = .nan }
+        for at in 0..<128_256 { vocabRows[4 * 128_256 + at] = -.infinity }
+        for (rows, logits) in [(5, vocabRows), (3, rng.floats(3 * 3, -1, 1) + [1, 1, -1])] {
+            try check("argmax", "\(rows) rows × \(logits.count / rows)", 0) { try $0.argmax(logits, rows: rows).map(Float.init) }
+        }
         return checks
     }
 
