@@ -19,15 +19,82 @@ extension GPUKernels {
         __device__ __forceinline__ void operator()() const { asm volatile("bar.sync %0, 256;" :: "r"(id) : "memory"); }
     };
 
+    // Copies keys [from, to) of split `split` of row t's K/V head kvh (positions split · ATT_SPLIT + from, ...) into
+    // the decode-attention block's Ks and Vs (see decode_attention_block), read around L1. Four float4 of K and of V
+    // per thread in flight at once: the block-table lookups, then the loads they address, are one round trip each
+    // instead of one per iteration (a split is only a few microseconds of work). Plain loads, not cp.async: the
+    // persistent kernel has weight copies of its own in flight, which a cp.async wait here would wait for too.
+    __device__ __noinline__ void decode_attention_stage(int tid, float* dsm, int t, int kvh, int split, int from, int to, const float* kc,
+                                                           const float* vc, const int* row_table, const int* tables, int layer,
+                                                           int layers, int bs, int kvHeads, int hd) {
+        float* Ks = dsm;                              // [ATT_SPLIT][hd + 1]
+        float* Vs = Ks + ATT_SPLIT * (hd + 1);        // [ATT_SPLIT][hd]
+        int kvDim = kvHeads * hd, j0 = split * ATT_SPLIT;
+        const int* table = tables + row_table[t];
+        for (int i0 = from * hd / 4; i0 < to * hd / 4; i0 += 4 * DECODE_ATT_THREADS) {
+            float4 k4[4], v4[4];
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int i = i0 + u * DECODE_ATT_THREADS + tid;
+                if (i < to * hd / 4) {
+                    int j = j0 + i / (hd / 4), d = (i % (hd / 4)) * 4;
+                    long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+                    k4[u] = __ldcg((const float4*)(kc + at));
+                    v4[u] = __ldcg((const float4*)(vc + at));
+                }
+            }
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int i = i0 + u * DECODE_ATT_THREADS + tid;
+                if (i < to * hd / 4) {
+                    int jj = i / (hd / 4), d = (i % (hd / 4)) * 4;
+                    float* kr = Ks + jj * (hd + 1) + d;
+                    kr[0] = k4[u].x; kr[1] = k4[u].y; kr[2] = k4[u].z; kr[3] = k4[u].w;
+                    *(float4*)(Vs + jj * hd + d) = v4[u];
+                }
+            }
+        }
+    }
+
+    // decode_attention_stage's copies as cp.async, one commit group, nothing waited for: the persistent kernel starts
+    // them while the grid meets and waits (cp.async.wait_group) once its next GEMV's first copies are younger. K's rows
+    // are padded to hd + 1 floats (no 16-byte alignment), so K moves 4 bytes at a time.
+    __device__ __noinline__ void decode_attention_stage_async(int tid, float* dsm, int t, int kvh, int split, int from, int to, const float* kc,
+                                                              const float* vc, const int* row_table, const int* tables, int layer,
+                                                              int layers, int bs, int kvHeads, int hd) {
+        float* Ks = dsm;                              // [ATT_SPLIT][hd + 1]
+        float* Vs = Ks + ATT_SPLIT * (hd + 1);        // [ATT_SPLIT][hd]
+        int kvDim = kvHeads * hd, j0 = split * ATT_SPLIT;
+        const int* table = tables + row_table[t];
+        for (int i = from * hd / 4 + tid; i < to * hd / 4; i += DECODE_ATT_THREADS) {
+            int j = j0 + i / (hd / 4), jj = i / (hd / 4), d = (i % (hd / 4)) * 4;
+            long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                unsigned a = (unsigned)__cvta_generic_to_shared(Ks + jj * (hd + 1) + d + e);
+                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(a), "l"(kc + at + e) : "memory");
+            }
+            cp_async16(Vs + jj * hd + d, vc + at, true);
+        }
+        cp_async_commit();
+    }
+
+    // The keys of a split that precede row t's own position: in the cache before the step starts, so they can be
+    // staged before the step's own K/V row is written (the persistent kernel stages them while the grid meets).
+    __device__ __forceinline__ int decode_attention_past_keys(int t, int split, const int* row_pos) {
+        return max(0, min(ATT_SPLIT, row_pos[t] - split * ATT_SPLIT));
+    }
+
     // One (row t, K/V head kvh, split) block of decode attention, run by DECODE_ATT_THREADS threads (tid) that
     // synchronize with sync(); dsm: GPULlama.decodeAttentionSharedBytes. Inputs written by the step itself (q, the
     // new K/V row) are read around L1 (__ldcg), which the persistent kernel needs: its blocks read what other
-    // SMs wrote since the last grid barrier.
+    // SMs wrote since the last grid barrier. `staged`: the split's first keys already in Ks and Vs
+    // (decode_attention_stage; at most decode_attention_past_keys, so the row's own key is always copied here).
     template <class Sync>
     __device__ __noinline__ void decode_attention_block(const Sync& sync, int tid, float* dsm, int t, int kvh, int split, const float* q, const float* kc,
                                            const float* vc, float* partials, int* counters, gemm_t* out, const int* row_pos,
                                            const int* row_table, const int* tables, int layer, int layers, int bs, int heads,
-                                           int kvHeads, int hd, float scale, int max_splits, long lo) {
+                                           int kvHeads, int hd, float scale, int max_splits, long lo, int staged) {
         int G = heads / kvHeads;
         int n = row_pos[t] + 1, j0 = split * ATT_SPLIT;
         if (j0 >= n) return;
@@ -38,36 +105,9 @@ extension GPUKernels {
         float* P = Qs + G * hd;                       // [G][ATT_SPLIT]
         float* ML = P + G * ATT_SPLIT;                // [G][2]: max, sum
         int* last = (int*)(ML + 2 * G);               // whether this block merges
-        int kvDim = kvHeads * hd, warp = tid >> 5, lane = tid & 31;
-        const int* table = tables + row_table[t];
+        int warp = tid >> 5, lane = tid & 31;
         for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) Qs[i] = __ldcg(q + ((long)t * heads + kvh * G) * hd + i);
-        // Four float4 of K and of V per thread in flight at once: the block-table lookups, then the loads they address,
-        // are one round trip each instead of one per iteration (the split is only a few microseconds of work). Plain
-        // loads, not cp.async: the persistent kernel has weight copies of its own in flight, which a cp.async wait
-        // here would wait for too.
-        for (int i0 = 0; i0 < count * hd / 4; i0 += 4 * DECODE_ATT_THREADS) {
-            float4 k4[4], v4[4];
-            #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                int i = i0 + u * DECODE_ATT_THREADS + tid;
-                if (i < count * hd / 4) {
-                    int j = j0 + i / (hd / 4), d = (i % (hd / 4)) * 4;
-                    long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
-                    k4[u] = __ldcg((const float4*)(kc + at));
-                    v4[u] = __ldcg((const float4*)(vc + at));
-                }
-            }
-            #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                int i = i0 + u * DECODE_ATT_THREADS + tid;
-                if (i < count * hd / 4) {
-                    int jj = i / (hd / 4), d = (i % (hd / 4)) * 4;
-                    float* kr = Ks + jj * (hd + 1) + d;
-                    kr[0] = k4[u].x; kr[1] = k4[u].y; kr[2] = k4[u].z; kr[3] = k4[u].w;
-                    *(float4*)(Vs + jj * hd + d) = v4[u];
-                }
-            }
-        }
+        decode_attention_stage(tid, dsm, t, kvh, split, staged, count, kc, vc, row_table, tables, layer, layers, bs, kvHeads, hd);
         sync();
         for (int i = tid; i < G * ATT_SPLIT; i += DECODE_ATT_THREADS) {
             int g = i / ATT_SPLIT, jj = i % ATT_SPLIT;
@@ -137,7 +177,7 @@ extension GPUKernels {
         pdl_wait();
         pdl_trigger();
         decode_attention_block(BlockSync(), threadIdx.x, dsm, blockIdx.x, blockIdx.y, blockIdx.z, q, kc, vc, partials, counters, out,
-                               row_pos, row_table, tables, layer, layers, bs, heads, kvHeads, hd, scale, max_splits, lo);
+                               row_pos, row_table, tables, layer, layers, bs, heads, kvHeads, hd, scale, max_splits, lo, 0);
     }
 
     // Prefill attention on tensor cores (bf16 mode, default prefill): one block per (tile of 64 rows of one sequence,

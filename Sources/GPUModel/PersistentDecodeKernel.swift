@@ -235,14 +235,26 @@ extension GPUKernels {
             const LayerWeights* w = lw + l;
             pd_stage_norm(x, w->attn_norm, eps, D, xs, red);
             pd_gemv(qkv, xs);
-            // The o projection's first copies fly through the attention phase (its ring is separate memory).
+            // While the grid meets: the sub-block's first attention split stages its keys that precede the row's own
+            // (in the cache since earlier steps), so that after the barrier only q and the new key are read; then the
+            // o projection's first copies start, to fly through the attention phase (its ring is separate memory).
             PDStream<1, PDResidualOut> o(w->wo, QD, D, ks_o, residual, ring);
-            pd_grid_sync_starting(o, sync_words, target, trace, ++mark);
+            int vb0 = blockIdx.x + sub * gridDim.x, staged = 0;
+            pd_grid_arrive(sync_words, target, trace, ++mark);
+            if (vb0 < kvHeads * max_splits) {
+                staged = decode_attention_past_keys(0, vb0 / kvHeads, pos);
+                decode_attention_stage_async(threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb0 % kvHeads, vb0 / kvHeads, 0, staged, kc, vc,
+                                             row_table, tables, l, layers, bs, kvHeads, hd);
+            }
+            o.prologue();
+            pd_grid_wait(sync_words, target, trace, mark);
+            cp_async_wait<PD_STAGES - 1>();  // the staged keys (older than the o projection's PD_STAGES - 1 groups)
             // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
             // longer while most sit idle.
-            for (int vb = blockIdx.x + sub * gridDim.x; vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
+            for (int vb = vb0; vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
                 decode_attention_block(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
-                                       counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L);
+                                       counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L,
+                                       vb == vb0 ? staged : 0);
             pd_grid_arrive(sync_words, target, trace, ++mark);
             pd_grid_wait(sync_words, target, trace, mark);
             pd_stage(attnB, QD, xs);
