@@ -33,9 +33,8 @@ public final class GPULlama: @unchecked Sendable {
     // Scratch sized for `maxTokens` rows.
     let x, xn, qkv, q, attnB, gateUp, act, delta, normed, logits: UInt64
     let ints: UInt64
-    /// argmax_rows' output: one index per logits row.
-    let argmaxes: UInt64
-    static let argmaxThreads = 1024  // the kernel's ARGMAX_THREADS
+    /// argmax_rows' buffers (`GPUArgmax`).
+    let argmax: GPUArgmax
     let intCapacity: Int
     /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
     let partials: UInt64
@@ -206,7 +205,7 @@ public final class GPULlama: @unchecked Sendable {
         intCapacity = sizes.ints
         ints = try gpu.allocate(intCapacity * 4)
         partials = try gpu.allocate(sizes.partials)
-        argmaxes = try gpu.allocate(maxLogitRows * 4)
+        argmax = try GPUArgmax(gpu, rows: maxLogitRows)
         splitCounters = try Self.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads), gpu)  // zero bits
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
@@ -276,11 +275,8 @@ public final class GPULlama: @unchecked Sendable {
         guard let rows = try enqueueStep(batch) else { return [] }
         defer { if profile != nil { try? endProfiledStep() } }
         guard rows > 0 else { return [] }
-        try timed("argmax_rows") {
-            try gpu.launch(functions["argmax_rows"]!, grid: (UInt32(rows), 1, 1), block: (UInt32(Self.argmaxThreads), 1, 1),
-                           [.pointer(logits), .int32(Int32(config.vocabSize)), .pointer(argmaxes)], name: "argmax_rows")
-        }
-        try timed("download argmaxes") { try gpu.download(argmaxes, bytes: rows * 4, into: hostLogits) }
+        try timed("argmax_rows") { try argmax.launch(functions["argmax_rows"]!, logits: logits, rows: rows, vocab: config.vocabSize) }
+        try timed("download argmaxes") { try gpu.download(argmax.out, bytes: rows * 4, into: hostLogits) }
         return UnsafeBufferPointer(start: hostLogits.assumingMemoryBound(to: Int32.self), count: rows).map(Int.init)
     }
 

@@ -126,12 +126,11 @@ public final class GPUOps: OpBackend {
 
     public func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
         try gpu.makeCurrent()
-        let scratch = Scratch(gpu)
-        let out = try scratch.zeros(rows * 4)
-        try gpu.launch(functions["argmax_rows"]!, grid: (UInt32(rows), 1, 1), block: (UInt32(GPULlama.argmaxThreads), 1, 1),
-                       [.pointer(try scratch.floats(logits)), .int32(Int32(logits.count / rows)), .pointer(out)], name: "argmax_rows")
+        let scratch = Scratch(gpu), argmax = try GPUArgmax(gpu, rows: rows)
+        defer { argmax.free() }
+        try argmax.launch(functions["argmax_rows"]!, logits: try scratch.floats(logits), rows: rows, vocab: logits.count / rows)
         var picks = [Int32](repeating: 0, count: rows)
-        try picks.withUnsafeMutableBytes { try gpu.download(out, bytes: $0.count, into: $0.baseAddress!) }
+        try picks.withUnsafeMutableBytes { try gpu.download(argmax.out, bytes: $0.count, into: $0.baseAddress!) }
         return picks.map(Int.init)
     }
 

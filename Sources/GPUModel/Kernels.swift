@@ -298,33 +298,43 @@ enum GPUKernels {
         for (int k = threadIdx.x; k < D; k += blockDim.x) out[(long)i * D + k] = x[(long)rows[i] * D + k];
     }
 
-    // out[i] = the index of row i's largest logit, chosen as the engine's Sampler.argmax does: the lowest index among
-    // equals, NaNs passed over (but index 0 when logit 0 is NaN). One block of ARGMAX_THREADS a row: greedy decoding
-    // downloads one int a row instead of the whole vocabulary.
-    #define ARGMAX_THREADS 1024
-    __device__ __forceinline__ void argmax_take(float& v, int& i, float v2, int i2) {
-        // i < 0: nothing seen yet. Equal values keep the lower index.
-        if (i2 >= 0 && (i < 0 || v2 > v || (v2 == v && i2 < i))) { v = v2; i = i2; }
+    // out[r] = the index of row r's largest logit, chosen as the engine's Logits.argmax does: the lowest index among
+    // equals, NaNs passed over (but index 0 when logit 0 is NaN). Greedy decoding downloads one int a row instead of
+    // the vocabulary. gridDim.x blocks of ARGMAX_THREADS share a row (one block alone reads 0.5 MB at one SM's pace):
+    // each folds its part into one 64-bit key, ordered as (value, then lower index), with atomicMax into keys[r];
+    // the last block of the row (a counter) writes the index and zeroes the key and the counter for the next launch.
+    #define ARGMAX_THREADS 256
+    __device__ __forceinline__ unsigned long long argmax_key(float v, int i) {
+        unsigned b = __float_as_uint(v == 0.f ? 0.f : v);            // -0 ties with +0, as the comparison does
+        unsigned o = (b & 0x80000000u) ? ~b : (b | 0x80000000u);     // float order as unsigned order
+        return ((unsigned long long)o << 32) | (0xFFFFFFFFu - (unsigned)i);
     }
-    __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows(const float* logits, int V, int* out) {
+    __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows(const float* logits, int V, unsigned long long* keys,
+                                                                  unsigned* counters, int* out) {
         pdl_wait();
         pdl_trigger();
-        __shared__ float vs[ARGMAX_THREADS / 32];
-        __shared__ int is[ARGMAX_THREADS / 32];
-        const float* row = logits + (long)blockIdx.x * V;
-        float v = 0.f;
-        int i = -1;
-        for (int k = threadIdx.x; k < V; k += ARGMAX_THREADS) {
-            float x = row[k];
-            if (x == x) argmax_take(v, i, x, k);  // x == x: not NaN
+        __shared__ unsigned long long best[ARGMAX_THREADS / 32];
+        int r = blockIdx.y, per = (V + gridDim.x - 1) / gridDim.x, lo = blockIdx.x * per, hi = min(V, lo + per);
+        const float* row = logits + (long)r * V;
+        unsigned long long key = 0;  // below every value's key
+        for (int k = lo + threadIdx.x; k < hi; k += ARGMAX_THREADS) {
+            float v = row[k];
+            if (v == v) key = max(key, argmax_key(v, k));  // v == v: not NaN
         }
-        for (int o = 16; o > 0; o >>= 1) argmax_take(v, i, __shfl_xor_sync(0xffffffff, v, o), __shfl_xor_sync(0xffffffff, i, o));
-        if ((threadIdx.x & 31) == 0) { vs[threadIdx.x >> 5] = v; is[threadIdx.x >> 5] = i; }
+        if (blockIdx.x == 0 && threadIdx.x == 0 && row[0] != row[0]) key = ~0ull;  // index 0 above everything
+        for (int o = 16; o > 0; o >>= 1) key = max(key, __shfl_xor_sync(0xffffffff, key, o));
+        if ((threadIdx.x & 31) == 0) best[threadIdx.x >> 5] = key;
         __syncthreads();
-        if (threadIdx.x < 32) {
-            v = vs[threadIdx.x]; i = is[threadIdx.x];
-            for (int o = 16; o > 0; o >>= 1) argmax_take(v, i, __shfl_xor_sync(0xffffffff, v, o), __shfl_xor_sync(0xffffffff, i, o));
-            if (threadIdx.x == 0) out[blockIdx.x] = row[0] != row[0] || i < 0 ? 0 : i;
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < ARGMAX_THREADS / 32; w++) key = max(key, best[w]);
+            atomicMax(keys + r, key);
+            __threadfence();
+            if (atomicAdd(counters + r, 1u) == gridDim.x - 1) {
+                __threadfence();
+                unsigned long long k = atomicExch(keys + r, 0ull);
+                out[r] = (int)(0xFFFFFFFFu - (unsigned)k);  // k = ~0: index 0
+                counters[r] = 0;
+            }
         }
     }
     }  // extern "C"
