@@ -19,26 +19,36 @@ extension GPUKernels {
         __device__ __forceinline__ void operator()() const { asm volatile("bar.sync %0, 256;" :: "r"(id) : "memory"); }
     };
 
-    // Copies keys [from, to) of split `split` of row t's K/V head kvh (positions split · ATT_SPLIT + from, ...) into
-    // the decode-attention block's Ks and Vs (see decode_attention_block), read around L1. Four float4 of K and of V
-    // per thread in flight at once: the block-table lookups, then the loads they address, are one round trip each
+    // Where the keys of split `split` of row t's K/V head kvh live, as float4 items (item i: key j0 + i / (hd / 4),
+    // dims (i % (hd / 4)) · 4 ...): in the paged cache (at) and in the decode-attention block's Ks and Vs (k, v; see
+    // decode_attention_block).
+    struct DecodeSplitKV {
+        float* Ks; float* Vs; const int* table; int j0, kvh, layer, layers, bs, kvDim, hd;
+        __device__ __forceinline__ DecodeSplitKV(float* dsm, int t, int kvh_, int split, const int* row_table, const int* tables, int layer_,
+                                                 int layers_, int bs_, int kvHeads, int hd_)
+            : Ks(dsm), Vs(dsm + ATT_SPLIT * (hd_ + 1)), table(tables + row_table[t]), j0(split * ATT_SPLIT), kvh(kvh_), layer(layer_),
+              layers(layers_), bs(bs_), kvDim(kvHeads * hd_), hd(hd_) {}
+        __device__ __forceinline__ long at(int i) const {
+            int j = j0 + i / (hd / 4);
+            return (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + (i % (hd / 4)) * 4;
+        }
+        __device__ __forceinline__ float* k(int i) const { return Ks + i / (hd / 4) * (hd + 1) + (i % (hd / 4)) * 4; }  // rows padded
+        __device__ __forceinline__ float* v(int i) const { return Vs + i / (hd / 4) * hd + (i % (hd / 4)) * 4; }
+    };
+
+    // Copies the split's keys [from, to) (relative to its first) into Ks and Vs, read around L1. Four float4 of K and of
+    // V per thread in flight at once: the block-table lookups, then the loads they address, are one round trip each
     // instead of one per iteration (a split is only a few microseconds of work). Plain loads, not cp.async: the
     // persistent kernel has weight copies of its own in flight, which a cp.async wait here would wait for too.
-    __device__ __noinline__ void decode_attention_stage(int tid, float* dsm, int t, int kvh, int split, int from, int to, const float* kc,
-                                                           const float* vc, const int* row_table, const int* tables, int layer,
-                                                           int layers, int bs, int kvHeads, int hd) {
-        float* Ks = dsm;                              // [ATT_SPLIT][hd + 1]
-        float* Vs = Ks + ATT_SPLIT * (hd + 1);        // [ATT_SPLIT][hd]
-        int kvDim = kvHeads * hd, j0 = split * ATT_SPLIT;
-        const int* table = tables + row_table[t];
+    __device__ __noinline__ void decode_attention_stage(DecodeSplitKV kv, int tid, int from, int to, const float* kc, const float* vc) {
+        int hd = kv.hd;
         for (int i0 = from * hd / 4; i0 < to * hd / 4; i0 += 4 * DECODE_ATT_THREADS) {
             float4 k4[4], v4[4];
             #pragma unroll
             for (int u = 0; u < 4; u++) {
                 int i = i0 + u * DECODE_ATT_THREADS + tid;
                 if (i < to * hd / 4) {
-                    int j = j0 + i / (hd / 4), d = (i % (hd / 4)) * 4;
-                    long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+                    long at = kv.at(i);
                     k4[u] = __ldcg((const float4*)(kc + at));
                     v4[u] = __ldcg((const float4*)(vc + at));
                 }
@@ -47,10 +57,9 @@ extension GPUKernels {
             for (int u = 0; u < 4; u++) {
                 int i = i0 + u * DECODE_ATT_THREADS + tid;
                 if (i < to * hd / 4) {
-                    int jj = i / (hd / 4), d = (i % (hd / 4)) * 4;
-                    float* kr = Ks + jj * (hd + 1) + d;
+                    float* kr = kv.k(i);
                     kr[0] = k4[u].x; kr[1] = k4[u].y; kr[2] = k4[u].z; kr[3] = k4[u].w;
-                    *(float4*)(Vs + jj * hd + d) = v4[u];
+                    *(float4*)kv.v(i) = v4[u];
                 }
             }
         }
@@ -59,22 +68,16 @@ extension GPUKernels {
     // decode_attention_stage's copies as cp.async, one commit group, nothing waited for: the persistent kernel starts
     // them while the grid meets and waits (cp.async.wait_group) once its next GEMV's first copies are younger. K's rows
     // are padded to hd + 1 floats (no 16-byte alignment), so K moves 4 bytes at a time.
-    __device__ __noinline__ void decode_attention_stage_async(int tid, float* dsm, int t, int kvh, int split, int from, int to, const float* kc,
-                                                              const float* vc, const int* row_table, const int* tables, int layer,
-                                                              int layers, int bs, int kvHeads, int hd) {
-        float* Ks = dsm;                              // [ATT_SPLIT][hd + 1]
-        float* Vs = Ks + ATT_SPLIT * (hd + 1);        // [ATT_SPLIT][hd]
-        int kvDim = kvHeads * hd, j0 = split * ATT_SPLIT;
-        const int* table = tables + row_table[t];
-        for (int i = from * hd / 4 + tid; i < to * hd / 4; i += DECODE_ATT_THREADS) {
-            int j = j0 + i / (hd / 4), jj = i / (hd / 4), d = (i % (hd / 4)) * 4;
-            long at = (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + d;
+    __device__ __noinline__ void decode_attention_stage_async(DecodeSplitKV kv, int tid, int from, int to, const float* kc, const float* vc) {
+        for (int i = from * kv.hd / 4 + tid; i < to * kv.hd / 4; i += DECODE_ATT_THREADS) {
+            long at = kv.at(i);
+            float* kr = kv.k(i);
             #pragma unroll
             for (int e = 0; e < 4; e++) {
-                unsigned a = (unsigned)__cvta_generic_to_shared(Ks + jj * (hd + 1) + d + e);
+                unsigned a = (unsigned)__cvta_generic_to_shared(kr + e);
                 asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(a), "l"(kc + at + e) : "memory");
             }
-            cp_async16(Vs + jj * hd + d, vc + at, true);
+            cp_async16(kv.v(i), vc + at, true);
         }
         cp_async_commit();
     }
@@ -107,7 +110,7 @@ extension GPUKernels {
         int* last = (int*)(ML + 2 * G);               // whether this block merges
         int warp = tid >> 5, lane = tid & 31;
         for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) Qs[i] = __ldcg(q + ((long)t * heads + kvh * G) * hd + i);
-        decode_attention_stage(tid, dsm, t, kvh, split, staged, count, kc, vc, row_table, tables, layer, layers, bs, kvHeads, hd);
+        decode_attention_stage(DecodeSplitKV(dsm, t, kvh, split, row_table, tables, layer, layers, bs, kvHeads, hd), tid, staged, count, kc, vc);
         sync();
         for (int i = tid; i < G * ATT_SPLIT; i += DECODE_ATT_THREADS) {
             int g = i / ATT_SPLIT, jj = i % ATT_SPLIT;

@@ -243,8 +243,8 @@ extension GPUKernels {
             pd_grid_arrive(sync_words, target, trace, ++mark);
             if (vb0 < kvHeads * max_splits) {
                 staged = decode_attention_past_keys(0, vb0 / kvHeads, pos);
-                decode_attention_stage_async(threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb0 % kvHeads, vb0 / kvHeads, 0, staged, kc, vc,
-                                             row_table, tables, l, layers, bs, kvHeads, hd);
+                DecodeSplitKV kv(att, 0, vb0 % kvHeads, vb0 / kvHeads, row_table, tables, l, layers, bs, kvHeads, hd);
+                decode_attention_stage_async(kv, threadIdx.x & (DECODE_ATT_THREADS - 1), 0, staged, kc, vc);
             }
             o.prologue();
             pd_grid_wait(sync_words, target, trace, mark);

@@ -10,20 +10,29 @@ struct OpHarnessTests {
         for c in checks { #expect(c.passed, "\(c.op) \(c.shape): \(c.error)") }
     }
 
+    /// The CPU backend's ops, each one overridable: a backend with one op made wrong.
+    class CPUOpsWith: OpBackend {
+        let base = CPUOps()
+        var name: String { "CPU" }
+        func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] { try base.matmul(x, rows: rows, weight: weight, outputs: outputs) }
+        func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] { try base.rmsNorm(x, rows: rows, weight: weight, eps: eps) }
+        func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
+            try base.rope(x, positions: positions, heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies)
+        }
+        func swiglu(gate: [Float], up: [Float]) throws -> [Float] { try base.swiglu(gate: gate, up: up) }
+        func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
+            try base.attention(q: q, k: k, v: v, positions: positions, heads: heads, kvHeads: kvHeads, headDim: headDim)
+        }
+        func argmax(_ logits: [Float], rows: Int) throws -> [Int] { try base.argmax(logits, rows: rows) }
+    }
+
     /// A backend with one op wrong (RoPE one position off) fails that op and only that one: the harness can fail.
     @Test("a backend with a wrong RoPE fails the RoPE check and only it")
     func catchesAWrongOp() throws {
-        final class OffByOne: OpBackend {
-            let base = CPUOps()
-            let name = "CPU with RoPE one position off"
-            func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] { try base.matmul(x, rows: rows, weight: weight, outputs: outputs) }
-            func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] { try base.rmsNorm(x, rows: rows, weight: weight, eps: eps) }
-            func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
+        final class OffByOne: CPUOpsWith {
+            override var name: String { "CPU with RoPE one position off" }
+            override func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
                 try base.rope(x, positions: positions.map { $0 + 1 }, heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies)
-            }
-            func swiglu(gate: [Float], up: [Float]) throws -> [Float] { try base.swiglu(gate: gate, up: up) }
-            func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
-                try base.attention(q: q, k: k, v: v, positions: positions, heads: heads, kvHeads: kvHeads, headDim: headDim)
             }
         }
         let failed = try OpHarness.run(OffByOne(), tolerances: .fp32).filter { !$0.passed }.map(\.op)
@@ -34,19 +43,9 @@ struct OpHarnessTests {
     /// last of equals fails the argmax check (the vocabulary rows with ties) and nothing else.
     @Test("a backend whose argmax takes the last of equal values fails the argmax check and only it")
     func catchesAWrongArgmax() throws {
-        final class LastOfEquals: OpBackend {
-            let base = CPUOps()
-            let name = "CPU with argmax ties to the highest index"
-            func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] { try base.matmul(x, rows: rows, weight: weight, outputs: outputs) }
-            func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] { try base.rmsNorm(x, rows: rows, weight: weight, eps: eps) }
-            func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
-                try base.rope(x, positions: positions, heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies)
-            }
-            func swiglu(gate: [Float], up: [Float]) throws -> [Float] { try base.swiglu(gate: gate, up: up) }
-            func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
-                try base.attention(q: q, k: k, v: v, positions: positions, heads: heads, kvHeads: kvHeads, headDim: headDim)
-            }
-            func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
+        final class LastOfEquals: CPUOpsWith {
+            override var name: String { "CPU with argmax ties to the highest index" }
+            override func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
                 let n = logits.count / rows
                 return (0..<rows).map { r in
                     var best = r * n
