@@ -93,7 +93,10 @@ extension GPUKernels {
     // new K/V row) are read around L1 (__ldcg), which the persistent kernel needs: its blocks read what other
     // SMs wrote since the last grid barrier. `staged`: the split's first keys already in Ks and Vs
     // (decode_attention_stage; at most decode_attention_past_keys, so the row's own key is always copied here).
-    template <class Sync>
+    // AsyncStage: the keys are copied with cp.async and waited for here (attention_decode, which has no other copies
+    // in flight: no registers are held for them, so more blocks fit an SM), else with plain loads (the persistent
+    // kernel, whose weight copies a cp.async wait would also wait for).
+    template <class Sync, bool AsyncStage>
     __device__ __noinline__ void decode_attention_block(const Sync& sync, int tid, float* dsm, int t, int kvh, int split, const float* q, const float* kc,
                                            const float* vc, float* partials, int* counters, gemm_t* out, const int* row_pos,
                                            const int* row_table, const int* tables, int layer, int layers, int bs, int heads,
@@ -110,7 +113,13 @@ extension GPUKernels {
         int* last = (int*)(ML + 2 * G);               // whether this block merges
         int warp = tid >> 5, lane = tid & 31;
         for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) Qs[i] = __ldcg(q + ((long)t * heads + kvh * G) * hd + i);
-        decode_attention_stage(DecodeSplitKV(dsm, t, kvh, split, row_table, tables, layer, layers, bs, kvHeads, hd), tid, staged, count, kc, vc);
+        DecodeSplitKV kv(dsm, t, kvh, split, row_table, tables, layer, layers, bs, kvHeads, hd);
+        if (AsyncStage) {
+            decode_attention_stage_async(kv, tid, staged, count, kc, vc);
+            cp_async_wait<0>();
+        } else {
+            decode_attention_stage(kv, tid, staged, count, kc, vc);
+        }
         sync();
         for (int i = tid; i < G * ATT_SPLIT; i += DECODE_ATT_THREADS) {
             int g = i / ATT_SPLIT, jj = i % ATT_SPLIT;
@@ -173,13 +182,13 @@ extension GPUKernels {
     }
 
     // Decode attention in the default mode: one block per (row, K/V head, split); see decode_attention_block.
-    extern "C" __global__ void attention_decode(const float* q, const float* kc, const float* vc, float* partials, int* counters, gemm_t* out,
+    extern "C" __global__ void __launch_bounds__(DECODE_ATT_THREADS, 4) attention_decode(const float* q, const float* kc, const float* vc, float* partials, int* counters, gemm_t* out,
                                                 const int* row_pos, const int* row_table, const int* tables, int layer, int layers, int bs,
                                                 int heads, int kvHeads, int hd, float scale, int max_splits, long lo) {
         extern __shared__ float dsm[];
         pdl_wait();
         pdl_trigger();
-        decode_attention_block(BlockSync(), threadIdx.x, dsm, blockIdx.x, blockIdx.y, blockIdx.z, q, kc, vc, partials, counters, out,
+        decode_attention_block<BlockSync, true>(BlockSync(), threadIdx.x, dsm, blockIdx.x, blockIdx.y, blockIdx.z, q, kc, vc, partials, counters, out,
                                row_pos, row_table, tables, layer, layers, bs, heads, kvHeads, hd, scale, max_splits, lo, 0);
     }
 

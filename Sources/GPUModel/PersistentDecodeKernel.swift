@@ -252,7 +252,7 @@ extension GPUKernels {
             // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
             // longer while most sit idle.
             for (int vb = vb0; vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
-                decode_attention_block(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
+                decode_attention_block<GroupSync, false>(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
                                        counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L,
                                        vb == vb0 ? staged : 0);
             pd_grid_arrive(sync_words, target, trace, ++mark);
