@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-import Models
 #endif
+import Models
 
 /// A seeded random source (xoshiro256**), one per request so a `seed` reproduces the request whatever else runs.
 struct RequestRandom {

@@ -16,8 +16,7 @@ public protocol ForwardBackend: AnyObject, Sendable {
 extension ForwardBackend {
     /// The logits on the host, then each row's argmax.
     public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
-        let logits = try forward(batch), vocab = config.vocabSize
-        return (0..<logits.count / vocab).map { r in Logits.argmax(logits[r * vocab..<(r + 1) * vocab]) }
+        Logits.argmaxes(try forward(batch), rowLength: config.vocabSize)
     }
 }
 
@@ -29,6 +28,11 @@ public enum Logits {
         var best = row.startIndex
         for i in row.indices.dropFirst() where row[i] > row[best] { best = i }
         return best - row.startIndex
+    }
+
+    /// `Logits.argmax` of each row of `logits` (rows of `rowLength` values, one after the other).
+    public static func argmaxes(_ logits: [Float], rowLength: Int) -> [Int] {
+        (0..<logits.count / rowLength).map { r in argmax(logits[r * rowLength..<(r + 1) * rowLength]) }
     }
 }
 

@@ -78,12 +78,13 @@ struct GPUCheckCommand: ParsableCommand {
             let V = c.vocabSize
             let last = Array(logits[(prompt.count - 1) * V..<prompt.count * V])
             let error = zip(last, expected).map { abs($0 - $1) }.max()! / expected.map(abs).max()!
-            let agree = (0..<prompt.count).filter { t in Logits.argmax(logits[t * V..<(t + 1) * V]) == argmax[t] }.count
+            let hostPicks = Logits.argmaxes(logits, rowLength: V)
+            let agree = zip(hostPicks, argmax).filter { $0 == $1 }.count
             print(String(format: "vs transformers: last-position logits relative error %.2e; per-position argmax agreement %d/%d", error, agree, prompt.count))
             // Greedy sampling on the device (argmax_rows) must pick what the host picks from the downloaded logits:
             // every prompt row, then every decode step.
             let promptPicks = try llama.forwardArgmax([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .all)])
-            var argmaxDiffers = (0..<prompt.count).filter { t in promptPicks[t] != Logits.argmax(logits[t * V..<(t + 1) * V]) }.count
+            var argmaxDiffers = zip(promptPicks, hostPicks).filter { $0 != $1 }.count
             var ours: [Int] = []
             var next = Logits.argmax(last[...])
             for i in 0..<greedy.count {

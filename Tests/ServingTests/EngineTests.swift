@@ -185,8 +185,7 @@ extension Serving {
             }
             func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
                 lock.withLock { argmaxCalls += 1 }
-                let logits = base.forward(batch), vocab = config.vocabSize
-                return (0..<logits.count / vocab).map { r in Logits.argmax(logits[r * vocab..<(r + 1) * vocab]) }
+                return Logits.argmaxes(base.forward(batch), rowLength: config.vocabSize)
             }
             func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
                 base.exportKV(blockTable: blockTable, range: range, into: buffer)

@@ -21,7 +21,6 @@ public protocol OpBackend: AnyObject {
 extension OpBackend {
     /// On the host, as the engine's sampler picks.
     public func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
-        let n = logits.count / rows
-        return (0..<rows).map { r in Logits.argmax(logits[r * n..<(r + 1) * n]) }
+        Logits.argmaxes(logits, rowLength: logits.count / rows)
     }
 }
