@@ -12,6 +12,9 @@ extension GPUKernels {
     // Threads of one decode-attention block: 256, whether a kernel block (attention_decode) or a quarter of one (the
     // persistent decode kernel's sub-blocks, which synchronize with named barriers).
     #define DECODE_ATT_THREADS 256
+    // K rows in shared memory are padded by 4 floats: 16-byte aligned (float4 copies and reads), and eight consecutive
+    // rows read as float4 fall in distinct banks.
+    #define ATT_KPAD 4
     struct BlockSync { __device__ __forceinline__ void operator()() const { __syncthreads(); } };
     // Named barrier `id` (1..15; 0 is __syncthreads) over DECODE_ATT_THREADS threads.
     struct GroupSync {
@@ -26,13 +29,13 @@ extension GPUKernels {
         float* Ks; float* Vs; const int* table; int j0, kvh, layer, layers, bs, kvDim, hd;
         __device__ __forceinline__ DecodeSplitKV(float* dsm, int t, int kvh_, int split, const int* row_table, const int* tables, int layer_,
                                                  int layers_, int bs_, int kvHeads, int hd_)
-            : Ks(dsm), Vs(dsm + ATT_SPLIT * (hd_ + 1)), table(tables + row_table[t]), j0(split * ATT_SPLIT), kvh(kvh_), layer(layer_),
+            : Ks(dsm), Vs(dsm + ATT_SPLIT * (hd_ + ATT_KPAD)), table(tables + row_table[t]), j0(split * ATT_SPLIT), kvh(kvh_), layer(layer_),
               layers(layers_), bs(bs_), kvDim(kvHeads * hd_), hd(hd_) {}
         __device__ __forceinline__ long at(int i) const {
             int j = j0 + i / (hd / 4);
             return (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * hd + (i % (hd / 4)) * 4;
         }
-        __device__ __forceinline__ float* k(int i) const { return Ks + i / (hd / 4) * (hd + 1) + (i % (hd / 4)) * 4; }  // rows padded
+        __device__ __forceinline__ float* k(int i) const { return Ks + i / (hd / 4) * (hd + ATT_KPAD) + (i % (hd / 4)) * 4; }
         __device__ __forceinline__ float* v(int i) const { return Vs + i / (hd / 4) * hd + (i % (hd / 4)) * 4; }
     };
 
@@ -57,8 +60,7 @@ extension GPUKernels {
             for (int u = 0; u < 4; u++) {
                 int i = i0 + u * DECODE_ATT_THREADS + tid;
                 if (i < to * hd / 4) {
-                    float* kr = kv.k(i);
-                    kr[0] = k4[u].x; kr[1] = k4[u].y; kr[2] = k4[u].z; kr[3] = k4[u].w;
+                    *(float4*)kv.k(i) = k4[u];
                     *(float4*)kv.v(i) = v4[u];
                 }
             }
@@ -66,17 +68,11 @@ extension GPUKernels {
     }
 
     // decode_attention_stage's copies as cp.async, one commit group, nothing waited for: the persistent kernel starts
-    // them while the grid meets and waits (cp.async.wait_group) once its next GEMV's first copies are younger. K's rows
-    // are padded to hd + 1 floats (no 16-byte alignment), so K moves 4 bytes at a time.
+    // them while the grid meets and waits (cp.async.wait_group) once its next GEMV's first copies are younger.
     __device__ __noinline__ void decode_attention_stage_async(DecodeSplitKV kv, int tid, int from, int to, const float* kc, const float* vc) {
         for (int i = from * kv.hd / 4 + tid; i < to * kv.hd / 4; i += DECODE_ATT_THREADS) {
             long at = kv.at(i);
-            float* kr = kv.k(i);
-            #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                unsigned a = (unsigned)__cvta_generic_to_shared(kr + e);
-                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(a), "l"(kc + at + e) : "memory");
-            }
+            cp_async16(kv.k(i), kc + at, true);
             cp_async16(kv.v(i), vc + at, true);
         }
         cp_async_commit();
@@ -105,8 +101,8 @@ extension GPUKernels {
         int n = row_pos[t] + 1, j0 = split * ATT_SPLIT;
         if (j0 >= n) return;
         int count = min(ATT_SPLIT, n - j0), splits = (n + ATT_SPLIT - 1) / ATT_SPLIT;
-        float* Ks = dsm;                              // [ATT_SPLIT][hd + 1]
-        float* Vs = Ks + ATT_SPLIT * (hd + 1);        // [ATT_SPLIT][hd]
+        float* Ks = dsm;                              // [ATT_SPLIT][hd + ATT_KPAD]
+        float* Vs = Ks + ATT_SPLIT * (hd + ATT_KPAD); // [ATT_SPLIT][hd]
         float* Qs = Vs + ATT_SPLIT * hd;              // [G][hd]
         float* P = Qs + G * hd;                       // [G][ATT_SPLIT]
         float* ML = P + G * ATT_SPLIT;                // [G][2]: max, sum
@@ -121,12 +117,20 @@ extension GPUKernels {
             decode_attention_stage(kv, tid, staged, count, kc, vc);
         }
         sync();
+        // Scores: a warp shares its head (Q read as a broadcast) and reads 32 K rows, four dims per load; the products
+        // are added in dim order as fused multiply-adds.
         for (int i = tid; i < G * ATT_SPLIT; i += DECODE_ATT_THREADS) {
             int g = i / ATT_SPLIT, jj = i % ATT_SPLIT;
             float s = NEG_INF;
             if (jj < count) {
+                const float4* qg = (const float4*)(Qs + g * hd);
+                const float4* kj = (const float4*)(Ks + jj * (hd + ATT_KPAD));
                 s = 0.f;
-                for (int d = 0; d < hd; d++) s += Qs[g * hd + d] * Ks[jj * (hd + 1) + d];
+                #pragma unroll 4
+                for (int d4 = 0; d4 < hd / 4; d4++) {
+                    float4 a = qg[d4], b = kj[d4];
+                    s = fmaf(a.x, b.x, s); s = fmaf(a.y, b.y, s); s = fmaf(a.z, b.z, s); s = fmaf(a.w, b.w, s);
+                }
                 s *= scale;
             }
             P[i] = s;
@@ -143,10 +147,21 @@ extension GPUKernels {
             if (lane == 0) { ML[2 * g] = m; ML[2 * g + 1] = l; }
         }
         sync();
+        // P·V: a warp shares its head (P read as a broadcast, four keys per load), keys added in order.
         for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) {
             int g = i / hd, d = i % hd;
+            const float* pg = P + g * ATT_SPLIT;
             float o = 0.f;
-            for (int jj = 0; jj < count; jj++) o += P[g * ATT_SPLIT + jj] * Vs[jj * hd + d];
+            int jj = 0;
+            #pragma unroll 2
+            for (; jj + 4 <= count; jj += 4) {
+                float4 p = *(const float4*)(pg + jj);
+                o = fmaf(p.x, Vs[jj * hd + d], o);
+                o = fmaf(p.y, Vs[(jj + 1) * hd + d], o);
+                o = fmaf(p.z, Vs[(jj + 2) * hd + d], o);
+                o = fmaf(p.w, Vs[(jj + 3) * hd + d], o);
+            }
+            for (; jj < count; jj++) o = fmaf(pg[jj], Vs[jj * hd + d], o);
             float* part = partials + (((long)t * heads + kvh * G + g) * max_splits + split) * (hd + 2);
             part[d] = o;
             if (d == 0) { part[hd] = ML[2 * g]; part[hd + 1] = ML[2 * g + 1]; }
@@ -194,15 +209,17 @@ extension GPUKernels {
 
     // Prefill attention on tensor cores (bf16 mode, default prefill): one block per (tile of 64 rows of one sequence,
     // HPB query heads sharing one K/V head), 4 warps per head, each warp owning 16 rows. K and V come from the cache's
-    // bf16 shadow in chunks of 64 keys, copied into shared memory with cp.async, two chunks in flight (the next chunk
-    // loads while this one is computed), once for all HPB heads. S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16
+    // bf16 shadow in chunks of 64 keys, copied into shared memory with cp.async, once for all HPB heads. S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16
     // (bf16 in, fp32 accumulate) with P kept in registers (the score accumulators are the next MMA's A operand); K's
     // B fragments come from ldmatrix, V's from ldmatrix.trans. Online softmax in base 2 per row, the four lanes of a
     // row combined with shuffles. Tiles run last first (the causal mask makes later tiles the longest).
+    // Three stages of K/V: chunk j + 2 is copied into the stage chunk j - 1 used, once every warp has passed the barrier
+    // that makes chunk j visible (and so is done with j - 1): one barrier a chunk, two chunks in flight.
     // HD = head dim, 64 or 128. Dynamic shared memory: GPULlama.mmaAttentionSharedBytes.
     #define MMA_ROWS 64
     #define MMA_KEYS 64
     #define MMA_PAD 8
+    #define MMA_STAGES 3
     // Two floats to a bf16 pair (lo in the low half) in one instruction.
     __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
         unsigned r;
@@ -228,13 +245,20 @@ extension GPUKernels {
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(a));
     }
+    // 2^x on the special-function unit (subnormal results flush to zero: a probability below 2^-126 of the row's
+    // largest score).
+    __device__ __forceinline__ float fast_exp2(float x) {
+        float y;
+        asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+        return y;
+    }
     template <int HD, int HPB>
     __device__ void attention_mma(const float* q, const bf16* k16, const bf16* v16, gemm_t* out, const int* row_pos, const int* row_table,
                                   const int* tables, const int* tiles, int layer, int layers, int bs, int heads, int kvHeads, float scale) {
         extern __shared__ __align__(16) unsigned char mma_shared[];
         typedef bf16 Chunk[MMA_KEYS][HD + MMA_PAD];
-        Chunk* Ks = (Chunk*)mma_shared;  // [2]: the chunk being computed and the one loading
-        Chunk* Vs = Ks + 2;
+        Chunk* Ks = (Chunk*)mma_shared;  // [MMA_STAGES]
+        Chunk* Vs = Ks + MMA_STAGES;
         pdl_wait();
         pdl_trigger();
         int tile = gridDim.x - 1 - blockIdx.x;
@@ -244,8 +268,13 @@ extension GPUKernels {
         const int* table = tables + row_table[first];
         int r0 = (warp % 4) * 16 + g, r1 = r0 + 8;
         int pos0 = r0 < count ? row_pos[first + r0] : -1, pos1 = r1 < count ? row_pos[first + r1] : -1;
-        int warpMax = max(pos0, pos1);
-        for (int o = 16; o > 0; o >>= 1) warpMax = max(warpMax, __shfl_xor_sync(0xffffffff, warpMax, o));
+        int warpMax = max(pos0, pos1), warpMin = min(pos0, pos1);
+        for (int o = 16; o > 0; o >>= 1) {
+            warpMax = max(warpMax, __shfl_xor_sync(0xffffffff, warpMax, o));
+            warpMin = min(warpMin, __shfl_xor_sync(0xffffffff, warpMin, o));
+        }
+        // Cache blocks of a power-of-two size (the usual case) are found with a shift instead of a division.
+        int bsShift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
         int nMax = 0;
         for (int r = 0; r < count; r++) nMax = max(nMax, row_pos[first + r] + 1);
         // Chunk j0's K and V rows into stage `st`: 16-byte pieces, HD / 8 per key row.
@@ -253,13 +282,15 @@ extension GPUKernels {
             for (int i = threadIdx.x; i < MMA_KEYS * HD / 8; i += blockDim.x) {
                 int key = i / (HD / 8), d = (i % (HD / 8)) * 8, j = j0 + key;
                 bool valid = j < nMax;
-                long at = valid ? (((long)table[j / bs] * layers + layer) * bs + j % bs) * kvDim + kvh * HD + d : 0;
+                int blk = bsShift >= 0 ? j >> bsShift : j / bs;
+                long at = valid ? (((long)table[blk] * layers + layer) * bs + (j - blk * bs)) * kvDim + kvh * HD + d : 0;
                 cp_async16(&Ks[st][key][d], k16 + at, valid);
                 cp_async16(&Vs[st][key][d], v16 + at, valid);
             }
             cp_async_commit();
         };
         load(0, 0);
+        load(MMA_KEYS, 1);  // zero-filled past the end
         // Q as A fragments, one per 16 dims: rows r0/r1, dims tig*2 (+1) and tig*2 + 8 (+9).
         unsigned qa[HD / 16][4];
         const float* q0 = q + ((long)(first + min(r0, count - 1)) * heads + h) * HD;
@@ -277,14 +308,11 @@ extension GPUKernels {
         for (int n = 0; n < HD / 8; n++) { o[n][0] = 0.f; o[n][1] = 0.f; o[n][2] = 0.f; o[n][3] = 0.f; }
         float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f;
         float scale2 = scale * 1.4426950408889634f;  // scores in base 2: exp(x) = exp2(x·log2 e)
-        for (int j0 = 0, st = 0; j0 < nMax; j0 += MMA_KEYS, st ^= 1) {
-            if (j0 + MMA_KEYS < nMax) {  // the next chunk into the other stage (free since the loop's last barrier)
-                load(j0 + MMA_KEYS, st ^ 1);
-                cp_async_wait<1>();
-            } else {
-                cp_async_wait<0>();
-            }
+        for (int j0 = 0, st = 0; j0 < nMax; j0 += MMA_KEYS, st = st + 1 == MMA_STAGES ? 0 : st + 1) {
+            cp_async_wait<1>();  // chunk j0 (chunk j0 + 1's group may still fly)
             __syncthreads();
+            if (j0 + 2 * MMA_KEYS < nMax) load(j0 + 2 * MMA_KEYS, st == 0 ? MMA_STAGES - 1 : st - 1);
+            else cp_async_commit();  // an empty group keeps the count
             if (warpMax >= j0) {  // else no key of this chunk for any of the warp's rows (uniform across the warp)
                 float s[MMA_KEYS / 8][4];
                 #pragma unroll
@@ -298,14 +326,21 @@ extension GPUKernels {
                         mma_bf16(s[n], qa[kk + 1][0], qa[kk + 1][1], qa[kk + 1][2], qa[kk + 1][3], b2, b3);
                     }
                 }
+                // Scores stay unscaled until the exponent (scale2 > 0, so the largest is the same): keys past a row's
+                // position are masked only in chunks that reach past the warp's first row.
+                if (j0 + MMA_KEYS - 1 > warpMin) {
+                    #pragma unroll
+                    for (int n = 0; n < MMA_KEYS / 8; n++) {
+                        int j = j0 + n * 8 + tig * 2;
+                        if (j > pos0) s[n][0] = NEG_INF;
+                        if (j + 1 > pos0) s[n][1] = NEG_INF;
+                        if (j > pos1) s[n][2] = NEG_INF;
+                        if (j + 1 > pos1) s[n][3] = NEG_INF;
+                    }
+                }
                 float cm0 = NEG_INF, cm1 = NEG_INF;
                 #pragma unroll
                 for (int n = 0; n < MMA_KEYS / 8; n++) {
-                    int j = j0 + n * 8 + tig * 2;
-                    s[n][0] = j <= pos0 ? s[n][0] * scale2 : NEG_INF;
-                    s[n][1] = j + 1 <= pos0 ? s[n][1] * scale2 : NEG_INF;
-                    s[n][2] = j <= pos1 ? s[n][2] * scale2 : NEG_INF;
-                    s[n][3] = j + 1 <= pos1 ? s[n][3] * scale2 : NEG_INF;
                     cm0 = fmaxf(cm0, fmaxf(s[n][0], s[n][1]));
                     cm1 = fmaxf(cm1, fmaxf(s[n][2], s[n][3]));
                 }
@@ -314,15 +349,16 @@ extension GPUKernels {
                     cm0 = fmaxf(cm0, __shfl_xor_sync(0xffffffff, cm0, off));
                     cm1 = fmaxf(cm1, __shfl_xor_sync(0xffffffff, cm1, off));
                 }
-                float mn0 = fmaxf(m0, cm0), mn1 = fmaxf(m1, cm1);
+                float mn0 = fmaxf(m0, cm0 * scale2), mn1 = fmaxf(m1, cm1 * scale2);
                 // A row with no visible key yet keeps m = -inf: use 0 as the reference so that no inf - inf appears.
                 float ref0 = mn0 == NEG_INF ? 0.f : mn0, ref1 = mn1 == NEG_INF ? 0.f : mn1;
-                float a0 = exp2f(m0 - ref0), a1 = exp2f(m1 - ref1);
+                float a0 = fast_exp2(m0 - ref0), a1 = fast_exp2(m1 - ref1);
                 float sum0 = 0.f, sum1 = 0.f;
                 #pragma unroll
                 for (int n = 0; n < MMA_KEYS / 8; n++) {
-                    s[n][0] = exp2f(s[n][0] - ref0); s[n][1] = exp2f(s[n][1] - ref0);
-                    s[n][2] = exp2f(s[n][2] - ref1); s[n][3] = exp2f(s[n][3] - ref1);
+                    // s · scale2 - ref rounded once; a masked key (-inf) gives 0.
+                    s[n][0] = fast_exp2(fmaf(s[n][0], scale2, -ref0)); s[n][1] = fast_exp2(fmaf(s[n][1], scale2, -ref0));
+                    s[n][2] = fast_exp2(fmaf(s[n][2], scale2, -ref1)); s[n][3] = fast_exp2(fmaf(s[n][3], scale2, -ref1));
                     sum0 += s[n][0] + s[n][1];
                     sum1 += s[n][2] + s[n][3];
                 }
@@ -348,8 +384,8 @@ extension GPUKernels {
                     }
                 }
             }
-            __syncthreads();  // every warp is done with stage st before the next iteration loads into it
         }
+        cp_async_wait<0>();  // no copy outlives the block
         #pragma unroll
         for (int n = 0; n < HD / 8; n++) {
             int d = n * 8 + tig * 2;

@@ -42,11 +42,12 @@ extension GPULlama {
     /// Dynamic shared memory of attention_flash: Q tile, Kᵀ chunk (padded), V chunk, P per warp.
     static func flashSharedBytes(headDim hd: Int) -> Int { (flashTile * hd + (64 + 1) * hd + 64 * hd + 8 * (flashTile / 8) * 64) * 4 }
 
-    /// Dynamic shared memory of one decode-attention block (decode_attention_block): K (padded) and V of one split,
-    /// the query heads of one K/V head, their scores, max and sum, and the word saying whether the block merges.
+    /// Dynamic shared memory of one decode-attention block (decode_attention_block): K (rows padded by
+    /// `attentionKeyPad` floats) and V of one split, the query heads of one K/V head, their scores, max and sum, and
+    /// the word saying whether the block merges.
     static func decodeAttentionSharedBytes(heads: Int, kvHeads: Int, headDim hd: Int) -> Int {
         let g = heads / kvHeads
-        return (attentionSplit * (hd + 1) + attentionSplit * hd + g * hd + g * attentionSplit + 2 * g + 1) * 4
+        return (attentionSplit * (hd + attentionKeyPad) + attentionSplit * hd + g * hd + g * attentionSplit + 2 * g + 1) * 4
     }
 
     /// Sub-blocks of 256 threads per block of decode_step_persistent (the kernel's PD_SUBS; one block per SM, so at
@@ -114,8 +115,8 @@ extension GPULlama {
     /// Columns of a row per swiglu block: 256 threads of 8 (16-byte loads and stores).
     static let swigluColumnsPerBlock = 256 * 8
 
-    /// Dynamic shared memory of attention_mma: K and V chunks of 64 keys (rows padded by 8 bf16), two of each in flight.
-    static func mmaAttentionSharedBytes(headDim hd: Int) -> Int { 2 * 2 * 64 * (hd + 8) * 2 }
+    /// Dynamic shared memory of attention_mma: three stages of K and V chunks of 64 keys (rows padded by 8 bf16).
+    static func mmaAttentionSharedBytes(headDim hd: Int) -> Int { 3 * 2 * 64 * (hd + 8) * 2 }
 
     /// Whether prefill attention can run on tensor cores (bf16 mode, head dim 64 or 128).
     static func prefillUsesTensorCores(headDim: Int, gemmBytes: Int) -> Bool { gemmBytes == 2 && (headDim == 64 || headDim == 128) }

@@ -49,6 +49,8 @@ public final class GPULlama: @unchecked Sendable {
     /// GEMMs run as the GEMV kernel (else cuBLAS).
     static let splitAttentionRows = 64
     static let attentionSplit = 64, attentionTile = 16, flashTile = 64
+    /// Floats of padding after each K row in decode attention's shared memory (the kernels' ATT_KPAD).
+    static let attentionKeyPad = 4
 
     let gemms: GPUGemm
     public var batchInvariant: Bool { gemms.batchInvariant }

@@ -52,7 +52,7 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertEqual(llama1B.name, "attention_mma64_2")
         XCTAssertEqual(llama1B.threads, 256)
         XCTAssertEqual(llama1B.headsPerBlock, 2)
-        XCTAssertEqual(llama1B.sharedBytes, 2 * 2 * 64 * 72 * 2)  // two stages of K and V, 64 keys, rows padded to 72
+        XCTAssertEqual(llama1B.sharedBytes, 3 * 2 * 64 * 72 * 2)  // three stages of K and V, 64 keys, rows padded to 72
         let qwen7B = GPULlama.flashKernel(headDim: 128, heads: 28, kvHeads: 4, gemmBytes: 2)  // 7 query heads per K/V head
         XCTAssertEqual(qwen7B.name, "attention_mma128")
         XCTAssertEqual(qwen7B.threads, 128)
@@ -66,7 +66,7 @@ final class GPUKernelSourceTests: XCTestCase {
     /// attention_decode's shared memory: K (padded by one float per row) and V of a 64-key split, the query heads of
     /// one K/V head, their scores, max and sum; within the 227 KiB an H100 block may opt into for Llama shapes.
     func testDecodeAttentionSharedMemory() {
-        XCTAssertEqual(GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64), (64 * 65 + 64 * 64 + 4 * 64 + 4 * 64 + 8 + 1) * 4)
+        XCTAssertEqual(GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64), (64 * 68 + 64 * 64 + 4 * 64 + 4 * 64 + 8 + 1) * 4)
         XCTAssertLessThanOrEqual(GPULlama.decodeAttentionSharedBytes(heads: 64, kvHeads: 8, headDim: 128), 227 << 10)
     }
 
@@ -180,6 +180,7 @@ final class GPUKernelSourceTests: XCTestCase {
         // The Swift side's sizes are the kernel's.
         XCTAssertTrue(GPUKernels.source.contains("#define PD_SUBS \(GPULlama.persistentSubBlocks)\n"))
         XCTAssertTrue(GPUKernels.source.contains("#define PD_STAGES \(GPULlama.persistentStages)\n"))
+        XCTAssertTrue(GPUKernels.source.contains("#define ATT_KPAD \(GPULlama.attentionKeyPad)\n"))
     }
 
     /// The persistent kernel's trace reduced per phase kind: two blocks, one layer, times chosen by hand.
