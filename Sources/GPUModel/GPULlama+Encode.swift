@@ -118,16 +118,6 @@ extension GPULlama {
             .int32(Int32(c.heads)), .int32(Int32(c.kvHeads)), .int32(Int32(c.headDim)), .int32(Int32(D)), .int32(Int32(F)),
             .int32(Int32(splits)), .int32(Int32(shared.inputBytes)), .int32(Int32(shared.attentionFloats)),
             split(D, QD + 2 * KV), split(QD, D), split(D, 2 * F), split(F, D), .pointer(persistentTrace)]
-        if specializedDecode && specializedDecodeAvailable {
-            let ws = Self.specializedDecodeShared(c, gemmBytes: gemmBytes)
-            var wsArgs = args
-            wsArgs.replaceSubrange(28..<30, with: [.int32(Int32(ws.inputBytes)), .int32(Int32(ws.ringOffset)), .int32(Int32(ws.slots))])
-            try timed("decode_step_specialized") {
-                try gpu.launch(functions["decode_step_specialized"]!, grid: (UInt32(gpu.multiprocessors), 1, 1), block: (512, 1, 1),
-                               sharedBytes: UInt32(ws.total), wsArgs + [.int32(specializedDepth)], name: "decode_step_specialized", cooperative: true)
-            }
-            return
-        }
         try timed("decode_step_persistent") {
             try gpu.launch(functions["decode_step_persistent"]!, grid: (UInt32(gpu.multiprocessors), 1, 1),
                            block: (UInt32(256 * Self.persistentSubBlocks), 1, 1), sharedBytes: UInt32(shared.total), args,

@@ -65,17 +65,6 @@ extension GPULlama {
         return (input, attention, input + persistentSubBlocks * attention * 4 + rings)
     }
 
-    /// Dynamic shared memory of decode_step_specialized: the GEMV input row, one decode-attention block, then the ring
-    /// (128-byte aligned): as many 4 KiB slots, each with two 8-byte mbarriers, as fit in the 227 KiB an sm_90 block
-    /// may use (1 KiB left for static shared memory).
-    static func specializedDecodeShared(_ c: ModelConfig, gemmBytes: Int) -> (inputBytes: Int, ringOffset: Int, slots: Int, total: Int) {
-        let input = (max(c.hiddenSize, c.heads * c.headDim, c.ffnSize) * gemmBytes + 15) / 16 * 16
-        let attention = (decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim) + 15) / 16 * 16
-        let ringOffset = (input + attention + 127) / 128 * 128
-        let slots = ((227 << 10) - 1024 - ringOffset) / (4096 + 16)
-        return (input, ringOffset, slots, ringOffset + slots * (4096 + 16))
-    }
-
     /// Whether one-row decode steps run as decode_step_persistent: switched on, where the fused GEMVs and
     /// attention_decode would run (default mode), its shared memory within the device's limit, cooperative launches
     /// available, and no programmatic dependent launch (the opt-in experiment keeps the kernels it was measured with).

@@ -86,10 +86,6 @@ public final class GPULlama: @unchecked Sendable {
     public var persistentDecode = ProcessInfo.processInfo.environment["SWIFTWISE_PERSISTENT_DECODE"] != "0"
     /// Whether the device allows decode_step_persistent's shared memory (checked at load).
     public private(set) var persistentDecodeAvailable = false
-    /// EXPERIMENT: batch-1 decode steps as decode_step_specialized (a producer warp per SM streams the weights).
-    public var specializedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_SPECIALIZED_DECODE"] == "1"
-    public private(set) var specializedDecodeAvailable = false
-    let specializedDepth = Int32(ProcessInfo.processInfo.environment["SWIFTWISE_WS_DEPTH"] ?? "") ?? 8
     /// Where decode_step_persistent writes each block's barrier arrival and departure times (`PersistentTrace.words`
     /// UInt64 words; gpu-check's phase timing), or 0.
     public var persistentTrace: UInt64 = 0
@@ -235,8 +231,6 @@ public final class GPULlama: @unchecked Sendable {
         // Devices with less shared memory per block than the kernel needs run the fused kernels one by one.
         persistentDecodeAvailable = gpu.cooperativeLaunch
             && (try? gpu.allowSharedMemory(functions["decode_step_persistent"]!, bytes: Self.persistentDecodeShared(c, gemmBytes: eb).total)) != nil
-        specializedDecodeAvailable = gpu.cooperativeLaunch && gpu.computeCapability >= 90
-            && (try? gpu.allowSharedMemory(functions["decode_step_specialized"]!, bytes: Self.specializedDecodeShared(c, gemmBytes: eb).total)) != nil
     }
 
     deinit {
