@@ -15,6 +15,8 @@ struct GPUCheckCommand: ParsableCommand {
     @Option(help: "JSON with prompt_ids, last_logits, argmax and greedy_ids from transformers.") var reference: String?
     @Flag(help: "Also compare the prompt's logits with the CPU path.") var cpu = false
     @Flag(help: "Time decode (batch 1 and 32, prompt 512, 256 new tokens) and a 2,048-token prefill.") var bench = false
+    @Flag(help: "With --bench: only batch-1 decode, three runs, and the persistent kernel's phase table (for iterating on that kernel).")
+    var quick = false
     @Flag(help: "GPU time of every operation of a batch-1 and a batch-32 decode step and a 2,048-token prefill (events), and cuBLAS at the prefill shapes.") var profile = false
     @Option(help: "Write results as JSON here.") var json: String?
     @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
@@ -139,7 +141,7 @@ struct GPUCheckCommand: ParsableCommand {
         }
 
         if bench {
-            results["bench"] = try Self.bench(llama, c)
+            results["bench"] = try Self.bench(llama, c, quick: quick)
         }
         if profile {
             results["profile"] = try Self.profile(llama)
@@ -149,7 +151,7 @@ struct GPUCheckCommand: ParsableCommand {
         }
     }
 
-    static func bench(_ llama: GPULlama, _ c: ModelConfig) throws -> [String: Any] {
+    static func bench(_ llama: GPULlama, _ c: ModelConfig, quick: Bool) throws -> [String: Any] {
         var out: [String: Any] = [:]
         let dependentLaunch = llama.gpu.dependentLaunch
         func decodeRate(batch: Int, prompt: Int, steps: Int, logits: Bool = false) throws -> Double {
@@ -157,6 +159,13 @@ struct GPUCheckCommand: ParsableCommand {
             let start = ContinuousClock.now
             for s in 0..<steps { try step(s) }
             return Double(batch * steps) / (ContinuousClock.now - start).seconds
+        }
+        if quick {
+            let rates = try (0..<3).map { _ in try decodeRate(batch: 1, prompt: 512, steps: 256) }
+            print("decode batch 1, three runs: \(rates.map { String(format: "%.1f", $0) }.joined(separator: " ")) tok/s")
+            out["decode_batch1_runs"] = rates
+            out["persistent_phases"] = try persistentPhases(llama)
+            return out
         }
         // Batch 1 also with the other programmatic-dependent-launch setting (sm_90+) and without the fused kernels.
         llama.gpu.dependentLaunch = !dependentLaunch && llama.gpu.computeCapability >= 90
