@@ -90,6 +90,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "Models",
+                "TensorKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

@@ -25,6 +25,7 @@ public final class EngineCore: @unchecked Sendable {
     private var waiting: [Sequence] = []
     private var running: [Sequence] = []
     private let sharedHashes: SharedHashes
+    private var sampler = Sampler()
 
     /// `backend` must hold `config.numBlocks` blocks of `config.blockSize` tokens.
     public init(backend: any ForwardBackend, config: EngineConfig, metricsFactory: any MetricsFactory, logger: Logger) {
@@ -179,7 +180,7 @@ public final class EngineCore: @unchecked Sendable {
                 exportPrompt(s)
             }
             let sampled = argmaxOnly ? SampledToken(token: argmaxes[row], logprob: nil, top: []) : logits.withUnsafeMutableBufferPointer { all in
-                Sampler.sample(UnsafeMutableBufferPointer(rebasing: all[row * vocab..<(row + 1) * vocab]),
+                sampler.sample(UnsafeMutableBufferPointer(rebasing: all[row * vocab..<(row + 1) * vocab]),
                                params: s.request.params, prompt: s.request.prompt, output: s.output, random: &s.random)
             }
             row += 1

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Models
+import TensorKit
 
 /// A seeded random source (xoshiro256**), one per request so a `seed` reproduces the request whatever else runs.
 struct RequestRandom {
@@ -37,32 +38,47 @@ public struct SampledToken: Sendable {
     public var top: [(token: Int, logprob: Float)]
 }
 
-enum Sampler {
-    /// Picks the next token from one row of logits. `history` is prompt + output (for penalties).
-    static func sample(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int],
-                       random: inout RequestRandom) -> SampledToken {
-        applyPenalties(row, params: params, prompt: prompt, output: output)
+/// Picks the next token from a row of logits: penalties, temperature, then top-k, min-p and top-p truncation and a
+/// softmax draw. Its scratch (a weight and a candidate id per vocabulary entry) lives as long as the sampler and is
+/// reused for every row, so a step allocates nothing per token; the engine's step loop owns one.
+///
+/// Nothing sorts the vocabulary: the softmax weights are computed once, top-k keeps a heap of k ids, and top-p sorts
+/// only the tokens whose weights lie in the few highest power-of-two bands that hold the nucleus (the sorted prefix
+/// of every candidate whose cumulative probability first reaches top_p). Truncated candidates are walked from the
+/// most likely down; untruncated sampling walks the vocabulary in id order (the same distribution).
+struct Sampler {
+    /// exp(logit − max logit) by token id (NaN logits weigh 0): every token's, or after top-k the candidates'.
+    private var weights: [Float] = []
+    /// Candidate ids (explicit lists: the top-k heap, filtered or banded sets) in the order they are walked.
+    private var ids: [Int32] = []
+    /// Sums of blocks of weights (`SoftmaxWeights.blockSums`), for draws over every token.
+    private var blockSums: [Float] = []
+
+    /// Picks the next token from one row of logits (modified in place). `prompt` and `output` feed the penalties.
+    mutating func sample(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int],
+                         random: inout RequestRandom) -> SampledToken {
+        Self.applyPenalties(row, params: params, prompt: prompt, output: output)
         let greedy = params.isGreedy
         if !greedy, params.temperature != 1 {
             let inv = 1 / params.temperature
             for i in row.indices { row[i] *= inv }
         }
-        var token: Int
-        if greedy {
-            token = Logits.argmax(row)
-        } else {
-            token = draw(row, params: params, random: &random)
-        }
+        let token = greedy ? Logits.argmax(row) : draw(row, params: params, random: &random)
         var result = SampledToken(token: token, logprob: nil, top: [])
         if let n = params.logprobs {
-            let logZ = logSumExp(row)
+            let logZ = Self.logSumExp(row)
             result.logprob = row[token] - logZ
             if n > 0 {
-                let best = topIndices(row, count: n)
-                result.top = best.map { ($0, row[$0] - logZ) }
+                result.top = Self.topIndices(row, count: n).map { ($0, row[$0] - logZ) }
             }
         }
         return result
+    }
+
+    /// The tokens a draw chooses among after truncation, in the order the draw walks them (for tests).
+    mutating func candidates(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams) -> [Int] {
+        guard let kept = truncate(row, params: params) else { return [Logits.argmax(row)] }
+        return kept.explicit ? ids[0..<kept.count].map { Int($0) } : Array(0..<row.count)
     }
 
     private static func applyPenalties(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int]) {
@@ -83,48 +99,177 @@ enum Sampler {
         }
     }
 
-    /// Softmax sampling after top-k, min-p and top-p truncation.
-    private static func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, random: inout RequestRandom) -> Int {
-        let k = params.topK > 0 ? min(params.topK, row.count) : row.count
-        // Candidates sorted by logit, descending (ties by id, so the order is deterministic).
-        var candidates: [Int]
-        if k < row.count {
-            candidates = topIndices(row, count: k)
-        } else {
-            candidates = Array(0..<row.count)
-            candidates.sort { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
-        }
-        let maxLogit = row[candidates[0]]
-        var probs = candidates.map { expf(row[$0] - maxLogit) }
-        var total = probs.reduce(0, +)
-        if params.minP > 0 {
-            let floor = params.minP * probs[0]
-            let keep = probs.firstIndex { $0 < floor } ?? probs.count
-            probs.removeSubrange(keep...)
-            candidates.removeSubrange(keep...)
-            total = probs.reduce(0, +)
-        }
-        if params.topP < 1 {
-            var cumulative: Float = 0
-            var keep = probs.count
-            for (i, p) in probs.enumerated() {
-                cumulative += p / total
-                if cumulative >= params.topP {
-                    keep = i + 1
-                    break
+    /// The candidates left after truncation: the first `count` of `ids` when explicit, else every token id in order;
+    /// `sorted` when they run from the most likely down.
+    private struct Kept {
+        var count: Int
+        var explicit: Bool
+        var sorted: Bool
+    }
+
+    /// `a` ranks below `b`: a lower logit, or an equal one at a higher id; NaN ranks below everything.
+    private static func below(_ row: UnsafeMutableBufferPointer<Float>, _ a: Int32, _ b: Int32) -> Bool {
+        let x = row[Int(a)], y = row[Int(b)]
+        if x.isNaN || y.isNaN { return x.isNaN && (!y.isNaN || a > b) }
+        return x < y || (x == y && a > b)
+    }
+
+    /// A softmax draw among the truncated candidates.
+    private mutating func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, random: inout RequestRandom) -> Int {
+        // No finite largest logit (all -inf or NaN, or a +inf): no distribution to draw from; the argmax decides.
+        guard let kept = truncate(row, params: params) else { return Logits.argmax(row) }
+        if !kept.explicit {
+            // Every token: block sums, then a walk over blocks (a few thousand additions instead of a vocabulary's).
+            let blocks = (kept.count + SoftmaxWeights.blockLength - 1) / SoftmaxWeights.blockLength
+            if blockSums.count < blocks { blockSums = [Float](repeating: 0, count: blocks) }
+            return weights.withUnsafeBufferPointer { w in
+                blockSums.withUnsafeMutableBufferPointer { sums in
+                    SoftmaxWeights.blockSums(w.baseAddress!, count: kept.count, into: sums.baseAddress!)
+                    var total: Float = 0
+                    for b in 0..<blocks { total += sums[b] }
+                    return SoftmaxWeights.index(w.baseAddress!, count: kept.count, sums: sums.baseAddress!, target: random.uniform() * total)
                 }
             }
-            probs.removeSubrange(keep...)
-            candidates.removeSubrange(keep...)
-            total = probs.reduce(0, +)
         }
-        let target = random.uniform() * total
-        var cumulative: Float = 0
-        for (i, p) in probs.enumerated() {
-            cumulative += p
-            if target < cumulative { return candidates[i] }
+        return weights.withUnsafeBufferPointer { w in
+            ids.withUnsafeBufferPointer { ids in
+                var total: Float = 0
+                for i in 0..<kept.count { total += w[Int(ids[i])] }
+                let target = random.uniform() * total
+                var cumulative: Float = 0
+                for i in 0..<kept.count {
+                    cumulative += w[Int(ids[i])]
+                    if target < cumulative { return Int(ids[i]) }
+                }
+                // Rounding left the target at the total: the last candidate with any weight.
+                return Int(ids[(0..<kept.count).last { w[Int(ids[$0])] > 0 } ?? kept.count - 1])
+            }
         }
-        return candidates[candidates.count - 1]
+    }
+
+    /// Applies top-k, then min-p, then top-p, computing the weights of the candidates (every token's but after
+    /// top-k). nil when the row has no finite largest logit.
+    private mutating func truncate(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams) -> Kept? {
+        let n = row.count
+        let largest = SoftmaxWeights.largest(UnsafeBufferPointer(row))
+        guard largest.isFinite else { return nil }
+        if weights.count < n {
+            weights = [Float](repeating: 0, count: n)
+            ids = [Int32](repeating: 0, count: n)
+        }
+        var kept: Kept
+        if params.topK > 0, params.topK < n {
+            kept = topK(row, k: params.topK)
+            weights.withUnsafeMutableBufferPointer { w in
+                for i in 0..<kept.count {
+                    let id = Int(ids[i])
+                    w[id] = SoftmaxWeights.weight(row[id] - largest)
+                }
+            }
+        } else {
+            kept = Kept(count: n, explicit: false, sorted: false)
+            weights.withUnsafeMutableBufferPointer { SoftmaxWeights.weights(UnsafeBufferPointer(row), largest: largest, into: $0.baseAddress!) }
+        }
+        if params.minP > 0 { kept = minP(kept, floor: params.minP) }  // the largest weight is exp(0) = 1
+        if params.topP < 1 { kept = topP(row, kept, p: params.topP) }
+        return kept
+    }
+
+    /// The k candidates with the largest logits (ties to the lower id), most likely first: a heap of k ids whose root
+    /// is the least of them, replaced whenever a later id beats it.
+    private mutating func topK(_ row: UnsafeMutableBufferPointer<Float>, k: Int) -> Kept {
+        ids.withUnsafeMutableBufferPointer { heap in
+            func siftDown(_ start: Int) {
+                var i = start
+                while true {
+                    let l = 2 * i + 1, r = l + 1
+                    var least = i
+                    if l < k, Self.below(row, heap[l], heap[least]) { least = l }
+                    if r < k, Self.below(row, heap[r], heap[least]) { least = r }
+                    if least == i { return }
+                    heap.swapAt(i, least)
+                    i = least
+                }
+            }
+            for i in 0..<k { heap[i] = Int32(i) }
+            for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(i) }
+            for i in k..<row.count where Self.below(row, heap[0], Int32(i)) {
+                heap[0] = Int32(i)
+                siftDown(0)
+            }
+            var top = UnsafeMutableBufferPointer(rebasing: heap[0..<k])
+            top.sort { Self.below(row, $1, $0) }
+        }
+        return Kept(count: k, explicit: true, sorted: true)
+    }
+
+    /// Keeps the candidates whose weight is at least `floor` (relative to the largest), in their order.
+    private mutating func minP(_ kept: Kept, floor: Float) -> Kept {
+        var count = 0
+        weights.withUnsafeBufferPointer { w in
+            ids.withUnsafeMutableBufferPointer { ids in
+                for i in 0..<kept.count {
+                    let id = kept.explicit ? Int(ids[i]) : i
+                    if w[id] >= floor {
+                        ids[count] = Int32(id)
+                        count += 1
+                    }
+                }
+            }
+        }
+        return Kept(count: count, explicit: true, sorted: kept.sorted)
+    }
+
+    /// The nucleus: the most likely candidates, in order, up to the first whose cumulative probability reaches `p`.
+    /// Unsorted candidates are grouped into bands by their weight's binary exponent (weight 1 in band 0, [1/2, 1) in
+    /// band 1, ...; zero and denormal weights in the last); only the bands that reach `p` between them are sorted.
+    /// A band holds whole runs of the sorted order (a larger logit never has a smaller weight), so the sorted bands
+    /// are a prefix of the sorted candidates.
+    private mutating func topP(_ row: UnsafeMutableBufferPointer<Float>, _ kept: Kept, p: Float) -> Kept {
+        let bands = 128
+        func band(_ w: Float) -> Int { w >= Float.leastNormalMagnitude ? min(127 - Int(w.exponentBitPattern), bands - 1) : bands - 1 }
+        var bandSums = InlineArray<128, Float>(repeating: 0)  // on the stack
+        return weights.withUnsafeBufferPointer { w in
+            ids.withUnsafeMutableBufferPointer { ids in
+                var total: Float = 0
+                for i in 0..<kept.count { total += w[kept.explicit ? Int(ids[i]) : i] }
+                // The sorted prefix of `ids` up to where the cumulative probability reaches p; nil when it never does.
+                func cut(_ count: Int) -> Int? {
+                    var cumulative: Float = 0
+                    for i in 0..<count {
+                        cumulative += w[Int(ids[i])] / total
+                        if cumulative >= p { return i + 1 }
+                    }
+                    return nil
+                }
+                if kept.sorted { return Kept(count: cut(kept.count) ?? kept.count, explicit: true, sorted: true) }
+                for i in 0..<kept.count {
+                    let id = kept.explicit ? Int(ids[i]) : i
+                    bandSums[band(w[id])] += w[id]
+                }
+                var last = 0, cumulative: Float = 0
+                while last < bands - 1 {
+                    cumulative += bandSums[last]
+                    if cumulative / total >= p { break }
+                    last += 1
+                }
+                // The candidates of bands 0...last, sorted; one band more while rounding keeps the cut out of reach.
+                while true {
+                    var count = 0
+                    for i in 0..<kept.count {
+                        let id = kept.explicit ? ids[i] : Int32(i)
+                        guard band(w[Int(id)]) <= last else { continue }
+                        if kept.explicit { ids.swapAt(count, i) } else { ids[count] = id }
+                        count += 1
+                    }
+                    var banded = UnsafeMutableBufferPointer(rebasing: ids[0..<count])
+                    banded.sort { Self.below(row, $1, $0) }
+                    if let end = cut(count) { return Kept(count: end, explicit: true, sorted: true) }
+                    if count == kept.count { return Kept(count: count, explicit: true, sorted: true) }
+                    last += 1
+                }
+            }
+        }
     }
 
     /// Indices of the `count` largest values, descending (ties by id).

@@ -24,6 +24,7 @@ public enum Logits {
     /// The first index of the largest logit, relative to the row's start: only a strictly larger value replaces the
     /// best so far, so NaNs never do (and a NaN first stays). Greedy sampling's choice, on the host and (argmax_rows)
     /// on the GPU.
+    @inlinable
     public static func argmax<Row: RandomAccessCollection>(_ row: Row) -> Int where Row.Element == Float, Row.Index == Int {
         var best = row.startIndex
         for i in row.indices.dropFirst() where row[i] > row[best] { best = i }

@@ -70,14 +70,15 @@ struct EngineUnitTests {
         var params = SamplingParams()
         params.temperature = 0
         var r = RequestRandom(seed: 1)
-        #expect(logits.withUnsafeMutableBufferPointer { Sampler.sample($0, params: params, prompt: [], output: [], random: &r).token } == 1)
+        var sampler = Sampler()
+        #expect(logits.withUnsafeMutableBufferPointer { sampler.sample($0, params: params, prompt: [], output: [], random: &r).token } == 1)
         params.temperature = 1
         params.seed = 42
         func draws(_ seed: UInt64) -> [Int] {
             var random = RequestRandom(seed: seed)
             return (0..<50).map { _ in
                 var row = logits
-                return row.withUnsafeMutableBufferPointer { Sampler.sample($0, params: params, prompt: [], output: [], random: &random).token }
+                return row.withUnsafeMutableBufferPointer { sampler.sample($0, params: params, prompt: [], output: [], random: &random).token }
             }
         }
         #expect(draws(42) == draws(42))
@@ -89,7 +90,7 @@ struct EngineUnitTests {
         params.topK = 0
         params.logprobs = 5
         var random = RequestRandom(seed: 3)
-        let s = logits.withUnsafeMutableBufferPointer { Sampler.sample($0, params: params, prompt: [], output: [], random: &random) }
+        let s = logits.withUnsafeMutableBufferPointer { sampler.sample($0, params: params, prompt: [], output: [], random: &random) }
         #expect(s.top.count == 5)
         #expect(abs(s.top.map { expf($0.logprob) }.reduce(0, +) - 1) < 1e-5)
     }
