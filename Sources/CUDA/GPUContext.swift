@@ -141,8 +141,14 @@ public final class GPUContext: @unchecked Sendable {
     }
 
     public func download(_ ptr: UInt64, bytes: Int, into destination: UnsafeMutableRawPointer) throws(GPUError) {
-        try driver.check(driver.cuMemcpyDtoHAsync(destination, ptr, bytes, stream), "cuMemcpyDtoHAsync")
+        try downloadAsync(ptr, bytes: bytes, into: destination)
         try synchronize()
+    }
+
+    /// Queues a copy to the host and returns at once: `destination` (page-locked, or the copy is synchronous) holds
+    /// the bytes once the stream has passed it (`synchronize`).
+    public func downloadAsync(_ ptr: UInt64, bytes: Int, into destination: UnsafeMutableRawPointer) throws(GPUError) {
+        try driver.check(driver.cuMemcpyDtoHAsync(destination, ptr, bytes, stream), "cuMemcpyDtoHAsync")
     }
 
     public func copy(_ source: UInt64, to destination: UInt64, bytes: Int) throws(GPUError) {

@@ -25,7 +25,8 @@ public final class EngineCore: @unchecked Sendable {
     private var waiting: [Sequence] = []
     private var running: [Sequence] = []
     private let sharedHashes: SharedHashes
-    private var sampler = Sampler()
+    /// One sampler (scratch memory) per thread that samples a step's rows.
+    private var samplers = [Sampler()]
 
     /// `backend` must hold `config.numBlocks` blocks of `config.blockSize` tokens.
     public init(backend: any ForwardBackend, config: EngineConfig, metricsFactory: any MetricsFactory, logger: Logger) {
@@ -150,14 +151,24 @@ public final class EngineCore: @unchecked Sendable {
             SequenceStep(tokens: Array(s.tokens[s.computed..<s.computed + n]), start: s.computed, blockTable: s.blockTable,
                          logits: s.computed + n == s.tokens.count ? .last : .none)
         }
-        // Where every sampled row is plainly greedy, only each row's argmax comes back.
-        let argmaxOnly = scheduled.allSatisfy { s, n in s.computed + n < s.tokens.count || s.request.params.argmaxSuffices }
-        var logits: [Float] = [], argmaxes: [Int] = []
+        // Rows that are plainly greedy need only their argmax (a GPU sends one int instead of the vocabulary); the
+        // others are sampled from their logits.
+        let sampling = scheduled.filter { s, n in s.computed + n == s.tokens.count }.map(\.0)
+        let full = sampling.map { !$0.request.params.argmaxSuffices }
+        var sampled = [SampledToken](repeating: SampledToken(token: 0, logprob: nil, top: []), count: sampling.count)
         do {
-            if argmaxOnly {
-                argmaxes = try backend.forwardArgmax(batch)
-            } else {
-                logits = try backend.forward(batch)
+            try backend.forward(batch, full: full) { argmaxes, logits in
+                var nextArgmax = 0
+                var rows: [(index: Int, row: Int)] = []  // the sampled rows: result index, row in `logits`
+                for i in sampling.indices {
+                    if full[i] {
+                        rows.append((i, rows.count))
+                    } else {
+                        sampled[i] = SampledToken(token: argmaxes[nextArgmax], logprob: nil, top: [])
+                        nextArgmax += 1
+                    }
+                }
+                sample(rows, of: sampling, logits: logits, into: &sampled)
             }
         } catch {
             // A failing device is not recoverable here: every scheduled request ends (aborted), the loop goes on.
@@ -169,8 +180,7 @@ public final class EngineCore: @unchecked Sendable {
             updateGauges()
             return
         }
-        let vocab = backend.config.vocabSize
-        var row = 0
+        var next = 0
         var done: [(Sequence, FinishReason)] = []
         for (s, n) in scheduled {
             s.computed += n
@@ -179,13 +189,10 @@ public final class EngineCore: @unchecked Sendable {
             if s.request.exportPromptKV, !s.exported, s.computed >= s.request.prompt.count {
                 exportPrompt(s)
             }
-            let sampled = argmaxOnly ? SampledToken(token: argmaxes[row], logprob: nil, top: []) : logits.withUnsafeMutableBufferPointer { all in
-                sampler.sample(UnsafeMutableBufferPointer(rebasing: all[row * vocab..<(row + 1) * vocab]),
-                               params: s.request.params, prompt: s.request.prompt, output: s.output, random: &s.random)
-            }
-            row += 1
-            emit(s, sampled)
-            if let reason = finishReason(s, sampled.token) { done.append((s, reason)) }
+            let token = sampled[next]
+            next += 1
+            emit(s, token)
+            if let reason = finishReason(s, token.token) { done.append((s, reason)) }
         }
         for (s, reason) in done {
             running.removeAll { $0 === s }
@@ -193,6 +200,49 @@ public final class EngineCore: @unchecked Sendable {
         }
         updateGauges()
     }
+
+    /// Samples the given rows of `logits` into `results`. A vocabulary row takes 0.1-1 ms to sample, so a step with
+    /// several rows spreads them over the cores (the model is idle meanwhile): each row's token depends only on its
+    /// own logits and its request's random state, so the tokens do not depend on the threads.
+    private func sample(_ rows: [(index: Int, row: Int)], of sequences: [Sequence], logits: UnsafeMutableBufferPointer<Float>,
+                        into results: inout [SampledToken]) {
+        guard !rows.isEmpty else { return }
+        let vocab = backend.config.vocabSize
+        let workers = min(rows.count, ProcessInfo.processInfo.activeProcessorCount, rows.count * vocab / Self.sampleTokensPerWorker + 1)
+        while samplers.count < workers { samplers.append(Sampler()) }
+        results.withUnsafeMutableBufferPointer { results in
+            samplers.withUnsafeMutableBufferPointer { samplers in
+                let job = SamplingJob(rows: rows, sequences: sequences, logits: logits, results: results, samplers: samplers,
+                                      vocab: vocab, workers: workers)
+                if workers == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: workers) { job.run($0) } }
+            }
+        }
+    }
+
+    /// A step's sampling as its threads share it. Unchecked: worker w touches only the rows w, w + workers, ... (their
+    /// logits, results and sequences) and samplers[w], while the step loop waits for all of them.
+    private struct SamplingJob: @unchecked Sendable {
+        let rows: [(index: Int, row: Int)]
+        let sequences: [Sequence]
+        let logits: UnsafeMutableBufferPointer<Float>
+        let results: UnsafeMutableBufferPointer<SampledToken>
+        let samplers: UnsafeMutableBufferPointer<Sampler>
+        let vocab: Int, workers: Int
+
+        func run(_ worker: Int) {
+            for k in stride(from: worker, to: rows.count, by: workers) {
+                let (index, row) = rows[k]
+                let s = sequences[index]
+                let values = UnsafeMutableBufferPointer(rebasing: logits[row * vocab..<(row + 1) * vocab])
+                results[index] = samplers[worker].sample(values, params: s.request.params, prompt: s.request.prompt, output: s.output,
+                                                         random: &s.random)
+            }
+        }
+    }
+
+    /// Logits per sampling thread below which another thread costs more than it saves (a row of a 128k vocabulary
+    /// alone is worth one).
+    static let sampleTokensPerWorker = 100_000
 
     /// First scheduling of a waiting sequence: reuse local prefix blocks, import external KV, allocate blocks for
     /// the first chunk. Returns the tokens to compute now, or nil when blocks are short.

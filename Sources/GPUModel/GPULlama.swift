@@ -40,10 +40,10 @@ public final class GPULlama: @unchecked Sendable {
     let partials: UInt64
     /// attention_decode's per-(row, K/V head) count of finished splits (zero between launches).
     let splitCounters: UInt64
-    /// Page-locked staging for the step metadata and for the logits of up to `pinnedLogitRows` rows (decode): copies
-    /// from pageable memory go through a driver bounce buffer (~130 µs for one row of a 128k vocabulary).
-    let hostMeta: UnsafeMutableRawPointer, hostLogits: UnsafeMutableRawPointer
-    static let pinnedLogitRows = 8
+    /// Page-locked staging for the step metadata, for every logits row a step may ask for (`maxLogitRows`: the
+    /// sampler reads them there) and for their argmaxes: copies from pageable memory go through a driver bounce
+    /// buffer (~130 µs for one row of a 128k vocabulary; 16 MB, 32 rows, took 1.36 ms so).
+    let hostMeta: UnsafeMutableRawPointer, hostLogits: UnsafeMutableRawPointer, hostArgmaxes: UnsafeMutableRawPointer
     static let partialBytes = 64 << 20
     /// Rows per step up to which attention spreads splits over blocks (else tiles of rows share K/V loads) and
     /// GEMMs run as the GEMV kernel (else cuBLAS).
@@ -212,7 +212,8 @@ public final class GPULlama: @unchecked Sendable {
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
         hostMeta = try gpu.allocateHost(intCapacity * 4)
-        hostLogits = try gpu.allocateHost(Self.pinnedLogitRows * c.vocabSize * 4)
+        hostLogits = try gpu.allocateHost(maxLogitRows * c.vocabSize * 4)
+        hostArgmaxes = try gpu.allocateHost(maxLogitRows * 4)
         try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * Self.attentionSplit * c.headDim * 4)
         for base in ["gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope"] {
             for name in [base, base + GPUKernels.singleRowSuffix] {
@@ -236,6 +237,7 @@ public final class GPULlama: @unchecked Sendable {
     deinit {
         gpu.freeHost(hostMeta)
         gpu.freeHost(hostLogits)
+        gpu.freeHost(hostArgmaxes)
     }
 
     static func upload(_ values: [Float], _ gpu: GPUContext) throws -> UInt64 {
@@ -254,32 +256,51 @@ public final class GPULlama: @unchecked Sendable {
 
     /// One forward pass; returns the requested logits rows [rows × vocab] (fp32, on the host).
     public func forward(_ batch: [SequenceStep]) throws -> [Float] {
-        guard let rows = try enqueueStep(batch) else { return [] }
-        defer { if profile != nil { try? endProfiledStep() } }
-        guard rows > 0 else { return [] }
-        let V = config.vocabSize
-        if rows > Self.pinnedLogitRows {
-            var out = [Float](repeating: 0, count: rows * V)
-            try timed("download logits") { try out.withUnsafeMutableBytes { try gpu.download(logits, bytes: $0.count, into: $0.baseAddress!) } }
-            return out
-        }
-        var out: [Float] = []
-        try timed("download logits") {
-            try gpu.download(logits, bytes: rows * V * 4, into: hostLogits)
-            out = Array(UnsafeBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: rows * V))
-        }
-        return out
+        let rows = batch.reduce(0) { $0 + $1.logitRowCount }
+        return try forward(batch, full: [Bool](repeating: true, count: rows)) { _, logits in Array(logits) }
     }
 
     /// One forward pass; returns the index of each requested logits row's largest logit (as the engine's greedy
     /// sampler picks it), computed on the device: one int a row crosses to the host instead of the vocabulary.
     public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
-        guard let rows = try enqueueStep(batch) else { return [] }
+        let rows = batch.reduce(0) { $0 + $1.logitRowCount }
+        return try forward(batch, full: [Bool](repeating: false, count: rows)) { argmaxes, _ in argmaxes }
+    }
+
+    /// One forward pass; the unmarked rows' argmaxes computed on the device (`argmax_rows`, one int a row to the
+    /// host), the marked rows' logits copied into page-locked memory (one copy per run of consecutive marked rows)
+    /// and handed to `body` there, without a copy into a Swift array.
+    public func forward<R>(_ batch: [SequenceStep], full: [Bool],
+                           _ body: (_ argmaxes: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+        let none = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+        guard let rows = try enqueueStep(batch) else { return try body([], none) }
         defer { if profile != nil { try? endProfiledStep() } }
-        guard rows > 0 else { return [] }
-        try timed("argmax_rows") { try argmax.launch(functions["argmax_rows"]!, logits: logits, rows: rows, vocab: config.vocabSize) }
-        try timed("download argmaxes") { try gpu.download(argmax.out, bytes: rows * 4, into: hostLogits) }
-        return UnsafeBufferPointer(start: hostLogits.assumingMemoryBound(to: Int32.self), count: rows).map(Int.init)
+        precondition(full.count == rows, "one mark per requested logits row")
+        guard rows > 0 else { return try body([], none) }
+        let V = config.vocabSize
+        var argmaxes: [Int] = []
+        if full.contains(false) {
+            try timed("argmax_rows") { try argmax.launch(functions["argmax_rows"]!, logits: logits, rows: rows, vocab: V) }
+            try timed("download argmaxes") { try gpu.download(argmax.out, bytes: rows * 4, into: hostArgmaxes) }
+            let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
+            argmaxes = full.indices.filter { !full[$0] }.map { Int(all[$0]) }
+        }
+        var kept = 0
+        if full.contains(true) {
+            try timed("download logits") {
+                var r = 0
+                while r < rows {
+                    guard full[r] else { r += 1; continue }
+                    var end = r + 1
+                    while end < rows && full[end] { end += 1 }
+                    try gpu.downloadAsync(logits + UInt64(r * V * 4), bytes: (end - r) * V * 4, into: hostLogits + kept * V * 4)
+                    kept += end - r
+                    r = end
+                }
+                try gpu.synchronize()
+            }
+        }
+        return try body(argmaxes, UnsafeMutableBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: kept * V))
     }
 
     /// Queues one forward pass (its logits rows left in `logits`); returns the number of logits rows, nil for an

@@ -9,6 +9,13 @@ public protocol ForwardBackend: AnyObject, Sendable {
     /// passed over unless logit 0 is one): all that greedy sampling needs, which a GPU computes without sending the
     /// vocabulary's logits to the host.
     func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int]
+    /// Runs the batch for a step that samples some rows from their logits and takes the argmax of the others: `full`
+    /// marks, for each requested logits row, whether its logits are needed. `body` gets the argmax of every unmarked
+    /// row (in row order) and the marked rows one after the other (`vocabSize` floats each), in a buffer that lives
+    /// only during the call and may be modified (the sampler scales it in place). A GPU computes the argmaxes on the
+    /// device and sends only the marked rows to the host.
+    func forward<R>(_ batch: [SequenceStep], full: [Bool],
+                    _ body: (_ argmaxes: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R
     func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws
     func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws
 }
@@ -17,6 +24,27 @@ extension ForwardBackend {
     /// The logits on the host, then each row's argmax.
     public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
         Logits.argmaxes(try forward(batch), rowLength: config.vocabSize)
+    }
+
+    /// Every row's logits on the host: the unmarked rows' argmaxes taken, the marked rows moved to the front.
+    public func forward<R>(_ batch: [SequenceStep], full: [Bool],
+                           _ body: (_ argmaxes: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+        var logits = try forward(batch)
+        let V = config.vocabSize
+        precondition(logits.count == full.count * V, "one mark per requested logits row")
+        var argmaxes: [Int] = [], kept = 0
+        logits.withUnsafeMutableBufferPointer { all in
+            for r in full.indices {
+                if full[r] {
+                    // Rows below r are taken or already moved: the move never overwrites a row still to be read.
+                    if kept != r { (all.baseAddress! + kept * V).update(from: all.baseAddress! + r * V, count: V) }
+                    kept += 1
+                } else {
+                    argmaxes.append(Logits.argmax(all[r * V..<(r + 1) * V]))
+                }
+            }
+        }
+        return try logits.withUnsafeMutableBufferPointer { try body(argmaxes, UnsafeMutableBufferPointer(rebasing: $0[0..<kept * V])) }
     }
 }
 

@@ -179,4 +179,13 @@ public struct SequenceStep: Sendable {
         self.blockTable = blockTable
         self.logits = logits
     }
+
+    /// The logits rows this step asks for.
+    public var logitRowCount: Int {
+        switch logits {
+        case .none: 0
+        case .last: 1
+        case .all: tokens.count
+        }
+    }
 }

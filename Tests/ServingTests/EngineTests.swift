@@ -172,20 +172,21 @@ extension Serving {
             consumer.shutdown()
         }
 
-        /// Counts which form of the forward pass the engine asks for.
+        /// Counts the logits rows the engine asks for in full and as argmaxes only.
         final class CountingBackend: ForwardBackend, @unchecked Sendable {
             let base: CPUBackend
             let lock = NSLock()
-            var logitsCalls = 0, argmaxCalls = 0
+            var fullRows = 0, argmaxRows = 0, mixedSteps = 0
             init(_ base: CPUBackend) { self.base = base }
             var config: ModelConfig { base.config }
-            func forward(_ batch: [SequenceStep]) throws -> [Float] {
-                lock.withLock { logitsCalls += 1 }
-                return base.forward(batch)
-            }
-            func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
-                lock.withLock { argmaxCalls += 1 }
-                return Logits.argmaxes(base.forward(batch), rowLength: config.vocabSize)
+            func forward(_ batch: [SequenceStep]) throws -> [Float] { base.forward(batch) }
+            func forward<R>(_ batch: [SequenceStep], full: [Bool], _ body: ([Int], UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+                lock.withLock {
+                    fullRows += full.count { $0 }
+                    argmaxRows += full.count { !$0 }
+                    if full.contains(true) && full.contains(false) { mixedSteps += 1 }
+                }
+                return try base.forward(batch, full: full, body)
             }
             func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
                 base.exportKV(blockTable: blockTable, range: range, into: buffer)
@@ -193,9 +194,16 @@ extension Serving {
             func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws {
                 base.importKV(blockTable: blockTable, range: range, from: buffer, bufferTokens: bufferTokens, bufferOffset: bufferOffset)
             }
+            var counts: (Int, Int) { lock.withLock { (fullRows, argmaxRows) } }
         }
 
-        @Test("plain greedy requests take only each row's argmax from the backend; with logprobs, logits: the same tokens")
+        static func tokens(_ stream: AsyncStream<EngineEvent>) async -> [Int] {
+            var tokens: [Int] = []
+            for await event in stream { if case .token(let t) = event { tokens.append(t.token) } }
+            return tokens
+        }
+
+        @Test("plain greedy rows come back as argmaxes, rows with logprobs or sampling as logits, both in one step: the same tokens as alone")
         func greedyAsksForArgmaxOnly() async throws {
             let config = EngineConfig(maxModelLen: 1024, numBlocks: 256)
             let backend = CountingBackend(CPUBackend(model: Self.model, blockSize: config.blockSize, numBlocks: config.numBlocks))
@@ -203,8 +211,8 @@ extension Serving {
             engine.start()
             defer { engine.shutdown() }
             let prompt = Self.prompts(1, maxLength: 30)[0]
-            let plain = try await Self.run(engine, "plain", prompt, maxTokens: 6)
-            #expect(backend.lock.withLock { (backend.logitsCalls, backend.argmaxCalls) } == (0, 6))
+            let plain = try await Self.run(engine, "plain", prompt, maxTokens: 24)
+            #expect(backend.counts == (0, 24))
             var params = SamplingParams()
             params.temperature = 0
             params.maxTokens = 6
@@ -217,8 +225,53 @@ extension Serving {
                     #expect(t.logprob != nil)
                 }
             }
-            #expect(tokens == plain.tokens)
-            #expect(backend.lock.withLock { (backend.logitsCalls, backend.argmaxCalls) } == (6, 6))
+            #expect(tokens == Array(plain.tokens.prefix(6)))
+            #expect(backend.counts == (6, 24))
+            // A seeded sampled request alone, then beside a greedy one: steps with both kinds of rows.
+            var sampledParams = SamplingParams()
+            sampledParams.temperature = 0.8
+            sampledParams.topP = 0.95
+            sampledParams.seed = 17
+            sampledParams.maxTokens = 24
+            sampledParams.ignoreEOS = true
+            let alone = await Self.tokens(try engine.submit(EngineRequest(id: "sampled", prompt: prompt, params: sampledParams)))
+            var greedyParams = SamplingParams()
+            greedyParams.temperature = 0
+            greedyParams.maxTokens = 24
+            greedyParams.ignoreEOS = true
+            let sampledStream = try engine.submit(EngineRequest(id: "sampled-2", prompt: prompt, params: sampledParams))
+            let greedyStream = try engine.submit(EngineRequest(id: "greedy-2", prompt: prompt, params: greedyParams))
+            async let together = Self.tokens(sampledStream)
+            let greedy = await Self.tokens(greedyStream)
+            #expect(await together == alone)
+            #expect(greedy == plain.tokens)
+            #expect(alone != plain.tokens)
+            #expect(backend.lock.withLock { backend.mixedSteps } > 0)
+        }
+
+        @Test("six seeded sampled requests at once (rows sampled on several threads) each give their tokens alone")
+        func sampledRowsInParallel() async throws {
+            let (engine, _) = Self.engine()
+            defer { engine.shutdown() }
+            let prompts = Self.prompts(6, maxLength: 40)
+            func request(_ i: Int) -> EngineRequest {
+                var params = SamplingParams()
+                params.temperature = [1, 0.7, 1.3][i % 3]
+                params.topP = [1, 0.9, 0.95][i % 3]
+                params.topK = i == 4 ? 40 : 0
+                params.minP = i == 5 ? 0.05 : 0
+                params.seed = UInt64(100 + i)
+                params.maxTokens = 20
+                params.ignoreEOS = true
+                return EngineRequest(id: "r\(i)", prompt: prompts[i], params: params)
+            }
+            var alone: [[Int]] = []
+            for i in 0..<6 { alone.append(await Self.tokens(try engine.submit(request(i)))) }
+            let streams = try (0..<6).map { try engine.submit(request($0)) }
+            var together: [[Int]] = []
+            for stream in streams { together.append(await Self.tokens(stream)) }
+            #expect(together == alone)
+            #expect(Set(alone).count == 6)
         }
 
         @Test("aborting a running request frees its blocks")
