@@ -4,6 +4,8 @@
 # prompt cache helps either side) at each concurrency; each server runs
 # alone. Needs bench/fetch-llamacpp.sh (builds the peer; nothing of it is committed).
 # Usage: bench/serve-vs-llamacpp.sh [MODEL.gguf] [THREADS] [CONCURRENCIES]
+# SAMPLING="--temperature 1 --top-p 0.95" (any of bench serve's --temperature/--top-p/--top-k/--min-p) samples instead
+# of the default greedy decoding; every parameter is then sent explicitly, so neither server's defaults apply.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-$HOME/.cache/swiftwise/models/SmolLM2-135M-Instruct.Q4_1.gguf}
@@ -21,7 +23,8 @@ run_all() {  # label
     for c in $CONCURRENCIES; do
         n=$(( c * 4 > 16 ? c * 4 : 16 ))
         "$SWIFTWISE" bench serve --url "http://127.0.0.1:$PORT" --model m --label "$1" --num-prompts "$n" \
-            --input-len 128 --output-len 64 --ignore-eos --max-concurrency "$c" --seed "$c" --json "$OUT/$1-c$c.json" 2>/dev/null >/dev/null
+            --input-len 128 --output-len 64 --ignore-eos --max-concurrency "$c" --seed "$c" ${SAMPLING:-} \
+            --json "$OUT/$1-c$c.json" 2>/dev/null >/dev/null
     done
 }
 

@@ -40,7 +40,7 @@ public struct SampledToken: Sendable {
 
 /// Picks the next token from a row of logits: penalties, temperature, then top-k, min-p and top-p truncation and a
 /// softmax draw. Its scratch (a weight and a candidate id per vocabulary entry) lives as long as the sampler and is
-/// reused for every row, so a step allocates nothing per token; the engine's step loop owns one.
+/// reused for every row, so a step allocates nothing per token; the engine keeps one per sampling thread.
 ///
 /// Nothing sorts the vocabulary: the softmax weights are computed once, top-k keeps a heap of k ids, and top-p sorts
 /// only the tokens whose weights lie in the few highest power-of-two bands that hold the nucleus (the sorted prefix

@@ -19,11 +19,18 @@ struct WorkloadOptions: ParsableArguments {
     @Option(parsing: .upToNextOption, help: "SLOs for goodput, e.g. ttft:500 tpot:100 (milliseconds).") var goodput: [String] = []
     @Option(help: "Seed of the prompt generator and arrivals.") var seed: UInt64 = 0
     @Flag(help: "Generate exactly --output-len tokens (ignore end of sequence).") var ignoreEos = false
+    @Option(help: "Sampling temperature (0: greedy). Above 0, --top-p, --top-k and --min-p are sent too.") var temperature: Double = 0
+    @Option(help: "Nucleus sampling: keep the most likely tokens up to this cumulative probability.") var topP: Double = 1
+    @Option(help: "Keep the k most likely tokens (0: all).") var topK = 0
+    @Option(help: "Keep tokens at least this fraction as likely as the most likely one.") var minP: Double = 0
 
     func validate() throws {
         guard ["chat", "completions"].contains(endpoint) else { throw ValidationError("--endpoint: chat or completions") }
         guard rate != nil else { throw ValidationError("--request-rate: a positive number or inf") }
         guard numPrompts > 0, inputLen > 0, outputLen > 0 else { throw ValidationError("--num-prompts, --input-len, --output-len must be positive") }
+        guard temperature >= 0, topP > 0, topP <= 1, topK >= 0, minP >= 0, minP <= 1 else {
+            throw ValidationError("--temperature >= 0, 0 < --top-p <= 1, --top-k >= 0, 0 <= --min-p <= 1")
+        }
         _ = try slo()
     }
 
@@ -57,6 +64,10 @@ struct WorkloadOptions: ParsableArguments {
         o.maxConcurrency = maxConcurrency
         o.ignoreEOS = ignoreEos
         o.seed = seed
+        o.temperature = temperature
+        o.topP = topP
+        o.topK = topK
+        o.minP = minP
         return o
     }
 

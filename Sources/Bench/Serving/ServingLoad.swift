@@ -29,6 +29,12 @@ public struct ServingLoadOptions: Sendable {
     public var ignoreEOS = true
     public var seed: UInt64 = 0
     public var apiKey: String?
+    /// 0: greedy. Above 0 the request also carries top_p, top_k and min_p, every one of them, so that a server's own
+    /// defaults (llama-server's top_k 40, top_p 0.95, min_p 0.05) do not change the work it is given.
+    public var temperature: Double = 0
+    public var topP: Double = 1
+    public var topK: Int = 0
+    public var minP: Double = 0
 
     public init(baseURL: String, endpoint: String) {
         self.baseURL = baseURL
@@ -83,8 +89,13 @@ func streamOne(_ request: BenchRequest, options: ServingLoadOptions, client: HTT
 
 private func streamOnce(_ request: BenchRequest, options: ServingLoadOptions, client: HTTPClient) async -> RequestSample {
     var body: [String: JSONValue] = ["stream": .bool(true), "max_tokens": .number(Double(request.outputTokens)),
-                                     "temperature": .number(0), "ignore_eos": .bool(options.ignoreEOS),
+                                     "temperature": .number(options.temperature), "ignore_eos": .bool(options.ignoreEOS),
                                      "stream_options": .object(["include_usage": .bool(true)])]
+    if options.temperature > 0 {
+        body["top_p"] = .number(options.topP)
+        body["top_k"] = .number(Double(options.topK))
+        body["min_p"] = .number(options.minP)
+    }
     if let model = options.model { body["model"] = .string(model) }
     let path: String
     if options.endpoint == "chat" {
