@@ -129,8 +129,17 @@ if [[ -x "$BENCH_BIN" && -x "$SERVER_BIN" ]]; then
 else
   if [[ ! -f "$BUILD/build.ninja" ]]; then
     log "configuring"
+    # The instruction sets /proc/cpuinfo lists, named one by one rather than -march=native: that also switches on
+    # AMX where a CPU lists it, and a VM that lists AMX without letting a process use it (seen here: a Sapphire
+    # Rapids guest) kills llama-server with SIGILL when its thread pool starts.
+    flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+    has() { [[ " $flags " == *" $1 "* ]] && echo ON || echo OFF; }
     cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON >&2
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF \
+      -DGGML_AVX=$(has avx) -DGGML_AVX2=$(has avx2) -DGGML_FMA=$(has fma) -DGGML_F16C=$(has f16c) \
+      -DGGML_AVX512=$(has avx512f) -DGGML_AVX512_VBMI=$(has avx512vbmi) -DGGML_AVX512_VNNI=$(has avx512_vnni) \
+      -DGGML_AVX512_BF16=$(has avx512_bf16) -DGGML_AVX_VNNI=$(has avx_vnni) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
+      -DGGML_AMX_BF16=OFF >&2
   fi
   log "building llama-bench llama-server with -j$JOBS (takes several minutes on 2 cores)"
   cmake --build "$BUILD" -j"$JOBS" --target llama-bench llama-server >&2

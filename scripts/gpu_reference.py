@@ -2,7 +2,9 @@
 2048, 16 layers, 32 heads, 8 KV heads, FFN 8192, tied embeddings, llama3 RoPE scaling) saved as a Hugging Face folder,
 transformers' reference outputs for `swiftwise gpu-check`, and transformers' own speed (eager generate and a
 torch.compile'd static-cache decode loop) for the same-run comparison.
-Usage: gpu_reference.py OUT_DIR [--bench]"""
+With --checkpoint-only it writes only a checkpoint of that shape, initialized on the GPU (seconds instead of a minute;
+other random values than the CPU-initialized one), for timing runs.
+Usage: gpu_reference.py OUT_DIR [--bench | --checkpoint-only]"""
 import json
 import os
 import sys
@@ -27,6 +29,11 @@ def main():
                                        "original_max_position_embeddings": 8192}, rope_theta=500000.0,
                          bos_token_id=128000, eos_token_id=128001)
     config._attn_implementation = "eager"
+    if "--checkpoint-only" in sys.argv:
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(config).to(torch.bfloat16)
+        model.save_pretrained(out + "/ckpt", safe_serialization=True)
+        return
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # random norms, so a norm bug shows
         for name, p in model.named_parameters():

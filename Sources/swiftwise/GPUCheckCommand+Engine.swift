@@ -1,10 +1,50 @@
 import Engine
 import Foundation
 import GPUModel
+import Models
 import Logging
 import ServiceKit
 
 extension GPUCheckCommand {
+    /// A decode step of five rows whose logits are asked for in full (sampled rows) and as argmaxes (greedy rows) in
+    /// turn, against the plain forms of the same step: the logits bit for bit, the argmaxes exactly. Returns the
+    /// count of differing values.
+    static func mixedStepCheck(_ llama: GPULlama) throws -> Int {
+        let V = llama.config.vocabSize, prompt = (0..<40).map { 100 + ($0 * 37) % 20000 }
+        let table = Array(0..<8)
+        _ = try llama.forwardArgmax([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
+        let step = [SequenceStep(tokens: [11, 22, 33, 44, 55], start: prompt.count, blockTable: table, logits: .all)]
+        let marks = [true, false, true, true, false]
+        let allLogits = try llama.forward(step), allArgmaxes = try llama.forwardArgmax(step)
+        let differing = try llama.forward(step, full: marks) { argmaxes, rows in
+            let expectedRows = marks.indices.filter { marks[$0] }.flatMap { allLogits[$0 * V..<($0 + 1) * V] }
+            let expectedArgmaxes = marks.indices.filter { !marks[$0] }.map { allArgmaxes[$0] }
+            return zip(rows, expectedRows).filter { $0.bitPattern != $1.bitPattern }.count + abs(rows.count - expectedRows.count)
+                + zip(argmaxes, expectedArgmaxes).filter { $0 != $1 }.count + abs(argmaxes.count - expectedArgmaxes.count)
+        }
+        print("a step of sampled and greedy rows (3 rows' logits, 2 argmaxes) vs the plain forms: \(differing) values differ")
+        return differing
+    }
+
+    /// Decode through the engine, greedy (argmax on the GPU) and sampled on the host (temperature 0.8, top_p 0.95),
+    /// at batch 1 and 32 (prompt 512, 128 new tokens each).
+    static func engineRates(_ llama: GPULlama) throws -> [String: Double] {
+        var greedy = SamplingParams()
+        greedy.temperature = 0
+        var sampled = SamplingParams()
+        sampled.temperature = 0.8
+        sampled.topP = 0.95
+        var rates: [String: Double] = [:]
+        for batch in [1, 32] {
+            for (name, params) in [("greedy", greedy), ("sampled", sampled)] {
+                rates["batch\(batch)_\(name)"] = try engineDecodeRate(llama, batch: batch, prompt: 512, tokens: 128, params: params)
+            }
+        }
+        print(String(format: "engine decode (scheduling + forward + sampling; prompt 512, 128 new): batch 1 greedy %.1f, sampled (temperature 0.8, top_p 0.95) %.1f tok/s; batch 32 greedy %.1f, sampled %.1f tok/s",
+                     rates["batch1_greedy"]!, rates["batch1_sampled"]!, rates["batch32_greedy"]!, rates["batch32_sampled"]!))
+        return rates
+    }
+
     /// Output tokens/s of `batch` requests through the engine on the GPU backend: the serving path without HTTP
     /// (scheduling, the forward pass, then the argmax on the GPU or the logits sampled on the host), over the steps
     /// in which every request decodes (from the last request's first token to the last token).

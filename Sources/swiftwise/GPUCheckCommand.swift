@@ -19,6 +19,7 @@ struct GPUCheckCommand: ParsableCommand {
     @Flag(help: "With --bench: only batch-1 decode, three runs, and the persistent kernel's phase table (for iterating on that kernel).")
     var quick = false
     @Flag(help: "GPU time of every operation of a batch-1 and a batch-32 decode step and a 2,048-token prefill (events), and cuBLAS at the prefill shapes.") var profile = false
+    @Flag(help: "Only time decode through the engine (greedy and sampled, batch 1 and 32), after the mixed-step check.") var engine = false
     @Option(help: "Write results as JSON here.") var json: String?
     @Flag(help: "fp32 weights and GEMMs (checks the kernels against the CPU path at fp32 precision).") var fp32 = false
 
@@ -69,6 +70,14 @@ struct GPUCheckCommand: ParsableCommand {
         print("kernel launches checked against the kernels' parameter counts: \(llama.launchesChecked ? "yes" : "no (the driver cannot tell)")")
         print("loaded \(c.architecture) \(c.layers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize): \(llama.weightBytes >> 20) MiB of \(fp32 ? "fp32" : "bf16") weights in \(ms(ContinuousClock.now - start)) ms")
         results["weight_bytes"] = llama.weightBytes
+        results["mixed_step_differing_values"] = try Self.mixedStepCheck(llama)
+        if engine {
+            results["engine_decode_tok_s"] = try Self.engineRates(llama)
+            if let json {
+                try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+            }
+            return
+        }
 
         if let reference {
             let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reference))) as! [String: Any]
@@ -112,19 +121,6 @@ struct GPUCheckCommand: ParsableCommand {
                 fusionDiffers += differing
             }
             results["fused_vs_separate_differing_logits"] = fusionDiffers
-            // A step whose rows need their logits (sampled) and their argmax only (greedy) in turn: the logits rows as
-            // the plain download gives them, the argmaxes as forwardArgmax's, both exactly.
-            let mixedStep = [SequenceStep(tokens: Array(ours.prefix(5)), start: prompt.count, blockTable: table, logits: .all)]
-            let marks = [true, false, true, true, false]
-            let allLogits = try llama.forward(mixedStep), allArgmaxes = try llama.forwardArgmax(mixedStep)
-            let mixedDiffers = try llama.forward(mixedStep, full: marks) { argmaxes, rows in
-                let expectedRows = marks.indices.filter { marks[$0] }.flatMap { allLogits[$0 * V..<($0 + 1) * V] }
-                let expectedArgmaxes = marks.indices.filter { !marks[$0] }.map { allArgmaxes[$0] }
-                return zip(rows, expectedRows).filter { $0.bitPattern != $1.bitPattern }.count + (rows.count == expectedRows.count ? 0 : 1)
-                    + zip(argmaxes, expectedArgmaxes).filter { $0 != $1 }.count + (argmaxes.count == expectedArgmaxes.count ? 0 : 1)
-            }
-            print("a step of sampled and greedy rows (3 rows' logits, 2 argmaxes) vs the plain forms: \(mixedDiffers) values differ")
-            results["mixed_step_differing_values"] = mixedDiffers
             // The persistent decode kernel, in every shape, must compute exactly what the fused kernels do, launched one by one.
             let oneRow = [SequenceStep(tokens: [ours[0]], start: prompt.count, blockTable: table, logits: .last)]
             llama.persistentDecode = false
@@ -228,21 +224,7 @@ struct GPUCheckCommand: ParsableCommand {
         let peak = try cublasPeak(llama.gpu)
         print(String(format: "prefill 2048 tokens: %.1f ms (%.1f TFLOP/s in the weight GEMMs = %.0f%% of the %.0f TFLOP/s cuBLAS bf16 peak measured now)",
                      prefill * 1000, flops / prefill / 1e12, 100 * flops / prefill / 1e12 / peak, peak))
-        // Through the engine (scheduling, forward, sampling), greedy (argmax on the GPU) and sampled on the host.
-        var greedyParams = SamplingParams()
-        greedyParams.temperature = 0
-        var sampledParams = SamplingParams()
-        sampledParams.temperature = 0.8
-        sampledParams.topP = 0.95
-        var engineRates: [String: Double] = [:]
-        for batch in [1, 32] {
-            for (name, params) in [("greedy", greedyParams), ("sampled", sampledParams)] {
-                engineRates["batch\(batch)_\(name)"] = try engineDecodeRate(llama, batch: batch, prompt: 512, tokens: 128, params: params)
-            }
-        }
-        print(String(format: "engine decode (scheduling + forward + sampling; prompt 512, 128 new): batch 1 greedy %.1f, sampled (temperature 0.8, top_p 0.95) %.1f tok/s; batch 32 greedy %.1f, sampled %.1f tok/s",
-                     engineRates["batch1_greedy"]!, engineRates["batch1_sampled"]!, engineRates["batch32_greedy"]!, engineRates["batch32_sampled"]!))
-        out["engine_decode_tok_s"] = engineRates
+        out["engine_decode_tok_s"] = try engineRates(llama)
         out["decode_batch1_tok_s"] = one
         out["decode_batch32_tok_s"] = many
         out["decode_batch1_\(dependentLaunch ? "without" : "with")_pdl_tok_s"] = otherPDL
