@@ -5,7 +5,7 @@ enum GPUKernels {
     static let names = ["embed", "to_bf16", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
-                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "argmax_rows", "spin", "decode_step_persistent"]
+                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "argmax_rows", "draw_rows", "spin", "decode_step_persistent"]
         + fusedGEMVs.map { $0 + singleRowSuffix }
 
     /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
@@ -14,8 +14,10 @@ enum GPUKernels {
 
     /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
     /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift),
-    /// the GEMVs (GEMVKernels.swift) and the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift).
+    /// the GEMVs (GEMVKernels.swift), the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift)
+    /// and sampling (SamplingKernels.swift).
     static let source = prelude + rowKernels + attentionSource + defaultModeAttentionSource + gemvSource + persistentDecodeSource
+        + samplingSource
 
     /// bf16 conversions, the GEMM element type, constants.
     static let prelude = #"""
@@ -133,6 +135,11 @@ enum GPUKernels {
         for (int i = threadIdx.x; i < D; i += blockDim.x) x[(long)t * D + i] = from_gemm(row[i]);
     }
 
+    // A row's values held in registers, RMS_VALUES a thread at most (rows up to RMS_VALUES × the block size): every
+    // load of a thread is in flight at once instead of one after the other (a block per row leaves most SMs idle at
+    // decode batch sizes, so the loads' latency is the kernel's time). Sums in the loops' order: the same bits.
+    #define RMS_VALUES 16
+
     // out[t] = bf16(x[t] / sqrt(mean(x[t]^2) + eps) * w); one block per row. lo: see store_gemm_input.
     __global__ void rmsnorm_bf16(const float* x, const float* w, gemm_t* out, int D, float eps, long lo) {
         pdl_wait();
@@ -140,6 +147,24 @@ enum GPUKernels {
         int t = blockIdx.x;
         const float* row = x + (long)t * D;
         float s = 0.f;
+        if (D <= RMS_VALUES * (int)blockDim.x) {
+            float v[RMS_VALUES];
+            #pragma unroll
+            for (int j = 0; j < RMS_VALUES; j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                v[j] = i < D ? row[i] : 0.f;
+            }
+            #pragma unroll
+            for (int j = 0; j < RMS_VALUES; j++)
+                if (threadIdx.x + j * blockDim.x < D) s += v[j] * v[j];
+            float scale = rsqrtf(block_sum(s) / D + eps);
+            #pragma unroll
+            for (int j = 0; j < RMS_VALUES; j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                if (i < D) store_gemm_input(out, (long)t * D + i, lo, v[j] * scale * w[i]);
+            }
+            return;
+        }
         for (int i = threadIdx.x; i < D; i += blockDim.x) s += row[i] * row[i];
         float scale = rsqrtf(block_sum(s) / D + eps);
         for (int i = threadIdx.x; i < D; i += blockDim.x) store_gemm_input(out, (long)t * D + i, lo, row[i] * scale * w[i]);
@@ -154,6 +179,29 @@ enum GPUKernels {
         float* row = x + (long)t * D;
         const float* d = delta + (long)t * D;
         float s = 0.f;
+        if (D <= RMS_VALUES * (int)blockDim.x) {
+            float v[RMS_VALUES];
+            #pragma unroll
+            for (int j = 0; j < RMS_VALUES; j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                v[j] = i < D ? row[i] + (deltaLo ? d[i] + d[deltaLo + i] : d[i]) : 0.f;
+            }
+            #pragma unroll
+            for (int j = 0; j < RMS_VALUES; j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                if (i < D) {
+                    row[i] = v[j];
+                    s += v[j] * v[j];
+                }
+            }
+            float scale = rsqrtf(block_sum(s) / D + eps);
+            #pragma unroll
+            for (int j = 0; j < RMS_VALUES; j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                if (i < D) store_gemm_input(out, (long)t * D + i, lo, v[j] * scale * w[i]);
+            }
+            return;
+        }
         for (int i = threadIdx.x; i < D; i += blockDim.x) {
             float v = row[i] + (deltaLo ? d[i] + d[deltaLo + i] : d[i]);
             row[i] = v;
