@@ -151,21 +151,30 @@ public final class EngineCore: @unchecked Sendable {
             SequenceStep(tokens: Array(s.tokens[s.computed..<s.computed + n]), start: s.computed, blockTable: s.blockTable,
                          logits: s.computed + n == s.tokens.count ? .last : .none)
         }
-        // Rows that are plainly greedy need only their argmax (a GPU sends one int instead of the vocabulary); the
-        // others are sampled from their logits.
+        // Rows that are plainly greedy need only their argmax (a GPU sends one int instead of the vocabulary), rows
+        // sampled without penalties or log-probabilities are drawn on the device where the backend can (their uniform
+        // taken from the request's random state here, as the host sampler would take it); the others are sampled on
+        // the host from their logits.
         let sampling = scheduled.filter { s, n in s.computed + n == s.tokens.count }.map(\.0)
-        let full = sampling.map { !$0.request.params.argmaxSuffices }
+        let drawsOnDevice = backend.drawsOnDevice
+        let outputs = sampling.map { s -> RowOutput in
+            let p = s.request.params
+            if p.argmaxSuffices { return .argmax }
+            guard drawsOnDevice, p.drawSuffices else { return .logits }
+            return .draw(DeviceDraw(inverseTemperature: p.temperature == 1 ? 1 : 1 / p.temperature, topK: p.topK, topP: p.topP,
+                                    minP: p.minP, uniform: s.random.uniform()))
+        }
         var sampled = [SampledToken](repeating: SampledToken(token: 0, logprob: nil, top: []), count: sampling.count)
         do {
-            try backend.forward(batch, full: full) { argmaxes, logits in
-                var nextArgmax = 0
-                var rows: [(index: Int, row: Int)] = []  // the sampled rows: result index, row in `logits`
+            try backend.forward(batch, outputs: outputs) { tokens, logits in
+                var nextToken = 0
+                var rows: [(index: Int, row: Int)] = []  // the rows sampled here: result index, row in `logits`
                 for i in sampling.indices {
-                    if full[i] {
+                    if outputs[i].needsLogits {
                         rows.append((i, rows.count))
                     } else {
-                        sampled[i] = SampledToken(token: argmaxes[nextArgmax], logprob: nil, top: [])
-                        nextArgmax += 1
+                        sampled[i] = SampledToken(token: tokens[nextToken], logprob: nil, top: [])
+                        nextToken += 1
                     }
                 }
                 sample(rows, of: sampling, logits: logits, into: &sampled)

@@ -63,7 +63,7 @@ struct Sampler {
             let inv = 1 / params.temperature
             for i in row.indices { row[i] *= inv }
         }
-        let token = greedy ? Logits.argmax(row) : draw(row, params: params, random: &random)
+        let token = greedy ? Logits.argmax(row) : draw(row, params: params) { random.uniform() }
         var result = SampledToken(token: token, logprob: nil, top: [])
         if let n = params.logprobs {
             let logZ = Self.logSumExp(row)
@@ -73,6 +73,16 @@ struct Sampler {
             }
         }
         return result
+    }
+
+    /// The token a draw (temperature, truncation, softmax) picks from `row` (scaled in place) at `uniform`: what a
+    /// device's draw (`RowOutput.draw`) is checked against.
+    mutating func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, uniform: Float) -> Int {
+        if params.temperature != 1 {
+            let inv = 1 / params.temperature
+            for i in row.indices { row[i] *= inv }
+        }
+        return draw(row, params: params) { uniform }
     }
 
     /// The tokens a draw chooses among after truncation, in the order the draw walks them (for tests).
@@ -115,7 +125,7 @@ struct Sampler {
     }
 
     /// A softmax draw among the truncated candidates.
-    private mutating func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, random: inout RequestRandom) -> Int {
+    private mutating func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, uniform: () -> Float) -> Int {
         // No finite largest logit (all -inf or NaN, or a +inf): no distribution to draw from; the argmax decides.
         guard let kept = truncate(row, params: params) else { return Logits.argmax(row) }
         if !kept.explicit {
@@ -127,7 +137,7 @@ struct Sampler {
                     SoftmaxWeights.blockSums(w.baseAddress!, count: kept.count, into: sums.baseAddress!)
                     var total: Float = 0
                     for b in 0..<blocks { total += sums[b] }
-                    return SoftmaxWeights.index(w.baseAddress!, count: kept.count, sums: sums.baseAddress!, target: random.uniform() * total)
+                    return SoftmaxWeights.index(w.baseAddress!, count: kept.count, sums: sums.baseAddress!, target: uniform() * total)
                 }
             }
         }
@@ -135,7 +145,7 @@ struct Sampler {
             ids.withUnsafeBufferPointer { ids in
                 var total: Float = 0
                 for i in 0..<kept.count { total += w[Int(ids[i])] }
-                let target = random.uniform() * total
+                let target = uniform() * total
                 var cumulative: Float = 0
                 for i in 0..<kept.count {
                     cumulative += w[Int(ids[i])]
@@ -292,5 +302,18 @@ struct Sampler {
         var s: Float = 0
         for v in row { s += expf(v - m) }
         return m + logf(s)
+    }
+}
+
+/// The host sampler's draw at a given uniform, for checking a device's draws against it (`swiftwise gpu-check`).
+public struct ReferenceSampler {
+    private var sampler = Sampler()
+
+    public init() {}
+
+    /// The token drawn from `row` (a copy is scaled) with `params` (no penalties) at `uniform` in [0, 1).
+    public mutating func draw(_ row: ArraySlice<Float>, params: SamplingParams, uniform: Float) -> Int {
+        var values = Array(row)
+        return values.withUnsafeMutableBufferPointer { sampler.draw($0, params: params, uniform: uniform) }
     }
 }

@@ -24,4 +24,9 @@ public struct SamplingParams: Sendable, Equatable {
     public var argmaxSuffices: Bool {
         isGreedy && logprobs == nil && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
     }
+    /// Sampled with nothing that needs the logits on the host: temperature, top-k, min-p and top-p only, which a
+    /// device can draw (`RowOutput.draw`).
+    public var drawSuffices: Bool {
+        !isGreedy && logprobs == nil && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
+    }
 }

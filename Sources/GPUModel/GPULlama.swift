@@ -35,6 +35,8 @@ public final class GPULlama: @unchecked Sendable {
     let ints: UInt64
     /// argmax_rows' buffers (`GPUArgmax`).
     let argmax: GPUArgmax
+    /// draw_rows' parameters (`GPUDraw`).
+    let drawing: GPUDraw
     let intCapacity: Int
     /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
     let partials: UInt64
@@ -79,6 +81,9 @@ public final class GPULlama: @unchecked Sendable {
     public var splitInputs = ProcessInfo.processInfo.environment["SWIFTWISE_SPLIT_INPUTS"] != "0"
     /// Steps of many rows write the gate|up GEMM's output as bf16 (`SWIFTWISE_BF16_GATE_UP=0`: fp32).
     public var bf16GateUpOutput = ProcessInfo.processInfo.environment["SWIFTWISE_BF16_GATE_UP"] != "0"
+    /// Sampled rows without penalties or log-probabilities are drawn on the device (`draw_rows`), one int a row to the
+    /// host; `SWIFTWISE_DEVICE_SAMPLING=0` (or false here) sends their logits to the host sampler.
+    public var drawsOnDevice = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] != "0"
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
     /// Batch-1 decode steps as one persistent kernel (`decode_step_persistent`; same bits as the fused kernels);
@@ -208,6 +213,7 @@ public final class GPULlama: @unchecked Sendable {
         ints = try gpu.allocate(intCapacity * 4)
         partials = try gpu.allocate(sizes.partials)
         argmax = try GPUArgmax(gpu, rows: maxLogitRows)
+        drawing = try GPUDraw(gpu, rows: maxLogitRows)
         splitCounters = try Self.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads), gpu)  // zero bits
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
@@ -238,6 +244,7 @@ public final class GPULlama: @unchecked Sendable {
         gpu.freeHost(hostMeta)
         gpu.freeHost(hostLogits)
         gpu.freeHost(hostArgmaxes)
+        gpu.freeHost(drawing.host)
     }
 
     static func upload(_ values: [Float], _ gpu: GPUContext) throws -> UInt64 {
@@ -257,42 +264,51 @@ public final class GPULlama: @unchecked Sendable {
     /// One forward pass; returns the requested logits rows [rows × vocab] (fp32, on the host).
     public func forward(_ batch: [SequenceStep]) throws -> [Float] {
         let rows = batch.reduce(0) { $0 + $1.logitRowCount }
-        return try forward(batch, full: [Bool](repeating: true, count: rows)) { _, logits in Array(logits) }
+        return try forward(batch, outputs: [RowOutput](repeating: .logits, count: rows)) { _, logits in Array(logits) }
     }
 
     /// One forward pass; returns the index of each requested logits row's largest logit (as the engine's greedy
     /// sampler picks it), computed on the device: one int a row crosses to the host instead of the vocabulary.
     public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
         let rows = batch.reduce(0) { $0 + $1.logitRowCount }
-        return try forward(batch, full: [Bool](repeating: false, count: rows)) { argmaxes, _ in argmaxes }
+        return try forward(batch, outputs: [RowOutput](repeating: .argmax, count: rows)) { tokens, _ in tokens }
     }
 
-    /// One forward pass; the unmarked rows' argmaxes computed on the device (`argmax_rows`, one int a row to the
-    /// host), the marked rows' logits copied into page-locked memory (one copy per run of consecutive marked rows)
-    /// and handed to `body` there, without a copy into a Swift array.
-    public func forward<R>(_ batch: [SequenceStep], full: [Bool],
-                           _ body: (_ argmaxes: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+    /// One forward pass; the `.argmax` rows' argmaxes (`argmax_rows`) and the `.draw` rows' tokens (`draw_rows`)
+    /// computed on the device, one int a row to the host; the `.logits` rows copied into page-locked memory (one copy
+    /// per run of consecutive rows) and handed to `body` there, without a copy into a Swift array.
+    public func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput],
+                           _ body: (_ tokens: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
         let none = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
         guard let rows = try enqueueStep(batch) else { return try body([], none) }
         defer { if profile != nil { try? endProfiledStep() } }
-        precondition(full.count == rows, "one mark per requested logits row")
+        precondition(outputs.count == rows, "one output per requested logits row")
         guard rows > 0 else { return try body([], none) }
         let V = config.vocabSize
-        var argmaxes: [Int] = []
-        if full.contains(false) {
-            try timed("argmax_rows") { try argmax.launch(functions["argmax_rows"]!, logits: logits, rows: rows, vocab: V) }
-            try timed("download argmaxes") { try gpu.download(argmax.out, bytes: rows * 4, into: hostArgmaxes) }
+        var tokens: [Int] = []
+        if outputs.contains(where: { !$0.needsLogits }) {
+            if outputs.contains(.argmax) {
+                try timed("argmax_rows") { try argmax.launch(functions["argmax_rows"]!, logits: logits, rows: rows, vocab: V) }
+            }
+            let drawn = outputs.indices.compactMap { r -> (row: Int, draw: DeviceDraw)? in
+                if case .draw(let d) = outputs[r] { (r, d) } else { nil }
+            }
+            if !drawn.isEmpty {
+                precondition(drawsOnDevice, "draw rows asked of a backend with device sampling off")
+                try timed("draw_rows") { try drawing.launch(functions["draw_rows"]!, draws: drawn, logits: logits, vocab: V, out: argmax.out) }
+            }
+            try timed("download tokens") { try gpu.download(argmax.out, bytes: rows * 4, into: hostArgmaxes) }
             let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
-            argmaxes = full.indices.filter { !full[$0] }.map { Int(all[$0]) }
+            tokens = outputs.indices.filter { !outputs[$0].needsLogits }.map { Int(all[$0]) }
         }
         var kept = 0
-        if full.contains(true) {
+        if outputs.contains(.logits) {
             try timed("download logits") {
                 var r = 0
                 while r < rows {
-                    guard full[r] else { r += 1; continue }
+                    guard outputs[r].needsLogits else { r += 1; continue }
                     var end = r + 1
-                    while end < rows && full[end] { end += 1 }
+                    while end < rows && outputs[end].needsLogits { end += 1 }
                     try gpu.downloadAsync(logits + UInt64(r * V * 4), bytes: (end - r) * V * 4, into: hostLogits + kept * V * 4)
                     kept += end - r
                     r = end
@@ -300,7 +316,28 @@ public final class GPULlama: @unchecked Sendable {
                 try gpu.synchronize()
             }
         }
-        return try body(argmaxes, UnsafeMutableBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: kept * V))
+        return try body(tokens, UnsafeMutableBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: kept * V))
+    }
+
+    /// Draws on the device from the given logits rows (uploaded into the logits buffer; `vocabSize` floats each, at
+    /// most `maxLogitRows`), `repeats` times over (the last launch's tokens returned): gpu-check compares draw_rows
+    /// with the host sampler and times it.
+    public func drawOnDevice(rows: [Float], draws: [(row: Int, draw: DeviceDraw)], repeats: Int = 1) throws -> [Int] {
+        try gpu.makeCurrent()
+        let V = config.vocabSize
+        precondition(rows.count % V == 0 && rows.count / V <= maxLogitRows && draws.allSatisfy { $0.row < rows.count / V })
+        try rows.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: logits) }
+        var tokens: [Int] = []
+        for start in stride(from: 0, to: draws.count, by: maxLogitRows) {
+            let part = Array(draws[start..<min(draws.count, start + maxLogitRows)])
+            for _ in 0..<repeats {
+                try drawing.launch(functions["draw_rows"]!, draws: part, logits: logits, vocab: V, out: argmax.out, byDraw: true)
+            }
+            try gpu.download(argmax.out, bytes: part.count * 4, into: hostArgmaxes)
+            let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
+            tokens += (0..<part.count).map { Int(all[$0]) }
+        }
+        return tokens
     }
 
     /// Queues one forward pass (its logits rows left in `logits`); returns the number of logits rows, nil for an

@@ -9,13 +9,14 @@ public protocol ForwardBackend: AnyObject, Sendable {
     /// passed over unless logit 0 is one): all that greedy sampling needs, which a GPU computes without sending the
     /// vocabulary's logits to the host.
     func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int]
-    /// Runs the batch for a step that samples some rows from their logits and takes the argmax of the others: `full`
-    /// marks, for each requested logits row, whether its logits are needed. `body` gets the argmax of every unmarked
-    /// row (in row order) and the marked rows one after the other (`vocabSize` floats each), in a buffer that lives
-    /// only during the call and may be modified (the sampler scales it in place). A GPU computes the argmaxes on the
-    /// device and sends only the marked rows to the host.
-    func forward<R>(_ batch: [SequenceStep], full: [Bool],
-                    _ body: (_ argmaxes: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R
+    /// Runs the batch for a step whose rows need different things (`outputs`, one per requested logits row): `body`
+    /// gets the token of every `.argmax` and `.draw` row (in row order) and the `.logits` rows one after the other
+    /// (`vocabSize` floats each), in a buffer that lives only during the call and may be modified (the sampler scales
+    /// it in place). A GPU computes the tokens on the device and sends only the `.logits` rows to the host.
+    func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput],
+                    _ body: (_ tokens: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R
+    /// Whether `.draw` rows may be asked for (the backend samples on its device); the host samples otherwise.
+    var drawsOnDevice: Bool { get }
     func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws
     func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws
 }
@@ -26,25 +27,62 @@ extension ForwardBackend {
         Logits.argmaxes(try forward(batch), rowLength: config.vocabSize)
     }
 
-    /// Every row's logits on the host: the unmarked rows' argmaxes taken, the marked rows moved to the front.
-    public func forward<R>(_ batch: [SequenceStep], full: [Bool],
-                           _ body: (_ argmaxes: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+    public var drawsOnDevice: Bool { false }
+
+    /// Every row's logits on the host: the `.argmax` rows' argmaxes taken, the `.logits` rows moved to the front. No
+    /// `.draw` rows (`drawsOnDevice` is false).
+    public func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput],
+                           _ body: (_ tokens: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
         var logits = try forward(batch)
         let V = config.vocabSize
-        precondition(logits.count == full.count * V, "one mark per requested logits row")
+        precondition(logits.count == outputs.count * V, "one output per requested logits row")
         var argmaxes: [Int] = [], kept = 0
         logits.withUnsafeMutableBufferPointer { all in
-            for r in full.indices {
-                if full[r] {
+            for r in outputs.indices {
+                switch outputs[r] {
+                case .logits:
                     // Rows below r are taken or already moved: the move never overwrites a row still to be read.
                     if kept != r { (all.baseAddress! + kept * V).update(from: all.baseAddress! + r * V, count: V) }
                     kept += 1
-                } else {
+                case .argmax:
                     argmaxes.append(Logits.argmax(all[r * V..<(r + 1) * V]))
+                case .draw:
+                    preconditionFailure("a backend that does not draw on its device was asked to")
                 }
             }
         }
         return try logits.withUnsafeMutableBufferPointer { try body(argmaxes, UnsafeMutableBufferPointer(rebasing: $0[0..<kept * V])) }
+    }
+}
+
+/// What a step needs of one requested logits row.
+public enum RowOutput: Sendable, Equatable {
+    /// The index of the largest logit (greedy sampling).
+    case argmax
+    /// The logits themselves, on the host (the host samples: penalties, log-probabilities, or no device sampling).
+    case logits
+    /// A token drawn on the device.
+    case draw(DeviceDraw)
+
+    public var needsLogits: Bool { self == .logits }
+}
+
+/// A draw as the engine's host sampler makes it, for a device to make instead: the logits scaled by
+/// `inverseTemperature`, truncated by top-k (0: off), min-p (0: off) and top-p (1: off), and the kept weights walked
+/// to `uniform` (in [0, 1), from the request's random state: the same stream as on the host).
+public struct DeviceDraw: Sendable, Equatable {
+    public var inverseTemperature: Float
+    public var topK: Int
+    public var topP: Float
+    public var minP: Float
+    public var uniform: Float
+
+    public init(inverseTemperature: Float, topK: Int, topP: Float, minP: Float, uniform: Float) {
+        self.inverseTemperature = inverseTemperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.uniform = uniform
     }
 }
 

@@ -1,4 +1,4 @@
-import Engine
+@testable import Engine
 import Foundation
 import Logging
 import ModelFiles
@@ -172,21 +172,38 @@ extension Serving {
             consumer.shutdown()
         }
 
-        /// Counts the logits rows the engine asks for in full and as argmaxes only.
+        /// Counts the logits rows the engine asks for by kind. With `draws`, it samples on its "device": a drawn row's
+        /// token is ⌊uniform · 1000⌋, which shows the uniform the engine handed over.
         final class CountingBackend: ForwardBackend, @unchecked Sendable {
             let base: CPUBackend
+            let drawsOnDevice: Bool
             let lock = NSLock()
-            var fullRows = 0, argmaxRows = 0, mixedSteps = 0
-            init(_ base: CPUBackend) { self.base = base }
+            var fullRows = 0, argmaxRows = 0, mixedSteps = 0, stepsWithEveryKind = 0
+            var draws: [DeviceDraw] = []
+            init(_ base: CPUBackend, draws: Bool = false) {
+                self.base = base
+                drawsOnDevice = draws
+            }
             var config: ModelConfig { base.config }
             func forward(_ batch: [SequenceStep]) throws -> [Float] { base.forward(batch) }
-            func forward<R>(_ batch: [SequenceStep], full: [Bool], _ body: ([Int], UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+            func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput], _ body: ([Int], UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+                let drawn = outputs.compactMap { output -> DeviceDraw? in if case .draw(let d) = output { d } else { nil } }
                 lock.withLock {
-                    fullRows += full.count { $0 }
-                    argmaxRows += full.count { !$0 }
-                    if full.contains(true) && full.contains(false) { mixedSteps += 1 }
+                    fullRows += outputs.count { $0 == .logits }
+                    argmaxRows += outputs.count { $0 == .argmax }
+                    draws += drawn
+                    if outputs.contains(.logits) && outputs.contains(.argmax) { mixedSteps += 1 }
+                    if outputs.contains(.logits) && outputs.contains(.argmax) && !drawn.isEmpty { stepsWithEveryKind += 1 }
                 }
-                return try base.forward(batch, full: full, body)
+                let onHost = outputs.map { output -> RowOutput in if case .draw = output { .argmax } else { output } }
+                return try base.forward(batch, outputs: onHost) { tokens, logits in
+                    var tokens = tokens, k = 0
+                    for output in outputs where !output.needsLogits {
+                        if case .draw(let d) = output { tokens[k] = Int(d.uniform * 1000) }
+                        k += 1
+                    }
+                    return try body(tokens, logits)
+                }
             }
             func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
                 base.exportKV(blockTable: blockTable, range: range, into: buffer)
@@ -247,6 +264,50 @@ extension Serving {
             #expect(greedy == plain.tokens)
             #expect(alone != plain.tokens)
             #expect(backend.lock.withLock { backend.mixedSteps } > 0)
+        }
+
+        @Test("rows sampled without penalties or logprobs are drawn on a device that can, with the request's parameters and random stream; greedy, drawn and host-sampled rows in one step each get their own tokens")
+        func deviceDraws() async throws {
+            let config = EngineConfig(maxModelLen: 1024, numBlocks: 256)
+            let backend = CountingBackend(CPUBackend(model: Self.model, blockSize: config.blockSize, numBlocks: config.numBlocks), draws: true)
+            let engine = EngineCore(backend: backend, config: config, metricsFactory: MetricsEndpoint().factory, logger: Logger(label: "test"))
+            engine.start()
+            defer { engine.shutdown() }
+            let prompt = Self.prompts(1, maxLength: 30)[0]
+            var drawn = SamplingParams()
+            drawn.temperature = 0.8
+            drawn.topP = 0.95
+            drawn.topK = 40
+            drawn.minP = 0.05
+            drawn.seed = 17
+            drawn.maxTokens = 8
+            drawn.ignoreEOS = true
+            let drawnAlone = await Self.tokens(try engine.submit(EngineRequest(id: "drawn", prompt: prompt, params: drawn)))
+            var random = RequestRandom(seed: 17)
+            #expect(drawnAlone == (0..<8).map { _ in Int(random.uniform() * 1000) })
+            let draws = backend.lock.withLock { backend.draws }
+            #expect(draws.count == 8)
+            #expect(draws.allSatisfy { $0.inverseTemperature == 1 / Float(0.8) && $0.topK == 40 && $0.topP == 0.95 && $0.minP == 0.05 })
+            #expect(backend.counts == (0, 0))
+            var hostSampled = drawn  // log-probabilities need the logits on the host
+            hostSampled.logprobs = 0
+            let hostAlone = await Self.tokens(try engine.submit(EngineRequest(id: "host", prompt: prompt, params: hostSampled)))
+            #expect(backend.counts == (8, 0))
+            var greedy = SamplingParams()
+            greedy.temperature = 0
+            greedy.maxTokens = 8
+            greedy.ignoreEOS = true
+            let greedyAlone = await Self.tokens(try engine.submit(EngineRequest(id: "greedy", prompt: prompt, params: greedy)))
+            let streams = try [("drawn-2", drawn), ("host-2", hostSampled), ("greedy-2", greedy)].map { id, params in
+                try engine.submit(EngineRequest(id: id, prompt: prompt, params: params))
+            }
+            async let drawnTogether = Self.tokens(streams[0])
+            async let hostTogether = Self.tokens(streams[1])
+            let greedyTogether = await Self.tokens(streams[2])
+            #expect(await drawnTogether == drawnAlone)
+            #expect(await hostTogether == hostAlone)
+            #expect(greedyTogether == greedyAlone)
+            #expect(backend.lock.withLock { backend.stepsWithEveryKind } > 0)
         }
 
         @Test("six seeded sampled requests at once (rows sampled on several threads) each give their tokens alone")
