@@ -6,7 +6,7 @@ extension GPUKernels {
     // 1/temperature; top-k keeps the k largest (ties to the lower id), min-p the weights exp(s - max) of at least
     // min_p, top-p the most likely of those up to the first whose cumulative probability reaches top_p; a draw at
     // `uniform` of the kept weights walks them from the most likely down when top-k or top-p truncated them, else in id
-    // order. Here weights are fixed-point integers (exp(s - max) · 2^40, below 2^-40 nothing) so that every sum is
+    // order. Here weights are fixed-point integers (exp(s - max) · 2^40 to the nearest integer) so that every sum is
     // exact and the token does not depend on the order in which threads add: the same logits and uniform give the same
     // token on every run. Ranks are found by radix selection over order-preserving keys of the scaled logits (8 bits a
     // pass, a 256-bin histogram per pass, lanes of a warp in the same bin adding as one), ties by an id-ordered scan.
@@ -44,7 +44,7 @@ extension GPUKernels {
             if (k < kKey || (k == kKey && i > kId) || k == 0u) return 0ull;
             float w = expf(draw_value(k) - largest);
             if (w < minP) return 0ull;
-            return (unsigned long long)(w * (float)DRAW_ONE);
+            return __float2ull_rn(w * (float)DRAW_ONE);  // to nearest: no drift over a vocabulary of sums
         }
     };
 

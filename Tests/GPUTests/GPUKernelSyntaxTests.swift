@@ -97,7 +97,7 @@ final class GPUKernelSyntaxTests: XCTestCase {
     unsigned long long min(unsigned long long, unsigned long long); unsigned long long max(unsigned long long, unsigned long long);
     float min(float, float); float max(float, float);
     int __popc(unsigned); int __popcll(unsigned long long); int __ffs(int); int __ffsll(long long); int __clz(int); int __clzll(long long);
-    unsigned __brev(unsigned); unsigned long long __umul64hi(unsigned long long, unsigned long long); unsigned __umulhi(unsigned, unsigned);
+    unsigned __brev(unsigned); unsigned long long __umul64hi(unsigned long long, unsigned long long); unsigned long long __float2ull_rn(float); unsigned __umulhi(unsigned, unsigned);
     int __syncthreads_count(int); int __syncthreads_or(int); int __syncthreads_and(int);
     void __syncwarp(unsigned = 0xffffffffu); void __threadfence(); void __threadfence_block(); unsigned __activemask();
     template <class T> T __shfl_xor_sync(unsigned, T, int, int = 32);

@@ -1,0 +1,140 @@
+import Engine
+import Foundation
+import GPUModel
+import Models
+
+extension GPUCheckCommand {
+    /// draw_rows against an exact reference (`exactDraw`: sorts, Double sums) and against the host sampler, on the
+    /// same rows and uniforms: four logits rows of this model and four made-up ones (ties at the top, NaN and -inf
+    /// entries, a flat row, a +inf), under temperature, top-k, min-p and top-p alone and together, at 64 uniforms each;
+    /// then the time of a launch of 1 and of 32 draws (top_p 0.95). The host sampler adds in Float, so where many
+    /// tokens share the mass (the flat row, the tails) its walk drifts by more than a token's width: the exact
+    /// reference is the one the device must match.
+    static func deviceDrawCheck(_ llama: GPULlama) throws -> [String: Any] {
+        let V = llama.config.vocabSize, prompt = (0..<60).map { 200 + ($0 * 53) % 20000 }
+        let table = Array(0..<8)
+        _ = try llama.forwardArgmax([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
+        var rows = try llama.forward([SequenceStep(tokens: [17, 4242, 999, 31337], start: prompt.count, blockTable: table, logits: .all)])
+        var ties = Array(rows[0..<V])
+        let top = ties.max()!
+        for i in [3, 700, 9000] { ties[i] = top }
+        var holes = Array(rows[V..<2 * V])
+        for i in stride(from: 0, to: V, by: 97) { holes[i] = .nan }
+        for i in stride(from: 5, to: V, by: 89) { holes[i] = -.infinity }
+        var flat = [Float](repeating: 0, count: V)
+        for i in stride(from: 0, to: V, by: 1000) { flat[i] = 0.5 }
+        var infinite = Array(rows[2 * V..<3 * V])
+        infinite[5000] = .infinity
+        rows += ties + holes + flat + infinite
+        let rowCount = rows.count / V
+        let settings: [(temperature: Float, topK: Int, topP: Float, minP: Float)] = [
+            (1, 0, 1, 0), (0.7, 0, 1, 0), (0.8, 0, 0.95, 0), (1, 50, 1, 0), (1.3, 40, 0.9, 0.05), (1, 0, 1, 0.1), (0.5, 0, 0.5, 0),
+            (1, 1000, 0.99, 0), (1.2, 0, 0.9, 0.02),
+        ]
+        let uniforms = (0..<64).map { Float((Double($0) + 0.5) / 64 * 16_777_216) / 16_777_216 }
+        var draws: [(row: Int, draw: DeviceDraw)] = [], exact: [Int] = [], host: [Int] = []
+        var reference = ReferenceSampler()
+        for r in 0..<rowCount {
+            let row = rows[r * V..<(r + 1) * V]
+            for s in settings {
+                var params = SamplingParams()
+                params.temperature = s.temperature
+                params.topK = s.topK
+                params.topP = s.topP
+                params.minP = s.minP
+                let inverse: Float = s.temperature == 1 ? 1 : 1 / s.temperature
+                let candidates = ExactDraw(row, inverseTemperature: inverse, topK: s.topK, topP: s.topP, minP: s.minP)
+                for u in uniforms {
+                    draws.append((r, DeviceDraw(inverseTemperature: inverse, topK: s.topK, topP: s.topP, minP: s.minP, uniform: u)))
+                    exact.append(candidates.token(at: u))
+                    host.append(reference.draw(row, params: params, uniform: u))
+                }
+            }
+        }
+        let tokens = try llama.drawOnDevice(rows: rows, draws: draws)
+        let fromExact = zip(tokens, exact).filter { $0 != $1 }.count
+        let hostFromExact = zip(host, exact).filter { $0 != $1 }.count
+        let fromHost = zip(tokens, host).filter { $0 != $1 }.count
+        var shown = 0
+        for i in draws.indices where tokens[i] != exact[i] && shown < 8 {
+            shown += 1
+            print("  differs: row \(draws[i].row) \(draws[i].draw): device \(tokens[i]), exact \(exact[i]), host \(host[i])")
+        }
+        func launchMicroseconds(_ count: Int) throws -> Double {
+            let nucleus = (0..<count).map { i in
+                (row: i % 4, draw: DeviceDraw(inverseTemperature: 1 / 0.8, topK: 0, topP: 0.95, minP: 0, uniform: uniforms[i % 64]))
+            }
+            let logits = Array(rows[0..<4 * V])
+            func seconds(_ repeats: Int) throws -> Double {
+                let start = ContinuousClock.now
+                _ = try llama.drawOnDevice(rows: logits, draws: nucleus, repeats: repeats)
+                return (ContinuousClock.now - start).seconds
+            }
+            _ = try seconds(1)
+            return (try seconds(51) - seconds(1)) / 50 * 1e6  // the upload and download cancel out
+        }
+        let one = try launchMicroseconds(1), many = try launchMicroseconds(32)
+        print(String(format: "draw_rows: %d of %d draws differ from the exact reference (%d rows, %d settings, 64 uniforms); from the host sampler %d (the host sampler from the exact reference: %d); a launch of 1 draw %.0f µs, of 32 draws %.0f µs (top_p 0.95)",
+                     fromExact, draws.count, rowCount, settings.count, fromHost, hostFromExact, one, many))
+        return ["draws": draws.count, "differing_from_exact": fromExact, "differing_from_host": fromHost, "host_differing_from_exact": hostFromExact,
+                "launch_1_us": one, "launch_32_us": many]
+    }
+}
+
+/// The draw the sampler defines, computed plainly: the logits scaled in Float (as host and device scale them),
+/// weights exp(s − max) in Double, candidates sorted (larger value first, equal values by id, NaN last), top-k, min-p
+/// and top-p cut from that order, and the walk to uniform · mass in Double: from the most likely down when top-k or
+/// top-p truncated, in id order otherwise.
+struct ExactDraw {
+    /// The kept candidates in walk order, with their cumulative weights.
+    private var walk: [Int] = [], cumulative: [Double] = []
+    /// The token when no finite largest value exists (no distribution to draw from).
+    private var fallback: Int?
+
+    init(_ row: ArraySlice<Float>, inverseTemperature: Float, topK: Int, topP: Float, minP: Float) {
+        let s = row.map { $0 * inverseTemperature }
+        let largest = s.lazy.filter { !$0.isNaN }.max() ?? .nan
+        guard largest.isFinite else {
+            fallback = s.firstIndex { $0 == largest || (largest.isNaN && $0.isNaN) } ?? 0
+            return
+        }
+        let weight = s.map { $0.isNaN ? 0 : exp(Double($0) - Double(largest)) }
+        var kept = s.indices.sorted { a, b in
+            if s[a].isNaN || s[b].isNaN { return !s[a].isNaN || (s[b].isNaN && a < b) }
+            return s[a] > s[b] || (s[a] == s[b] && a < b)
+        }
+        var truncated = false
+        if topK > 0 && topK < s.count {
+            kept = Array(kept.prefix(topK))
+            truncated = true
+        }
+        if minP > 0 { kept = kept.filter { weight[$0] >= Double(minP) } }
+        if topP < 1 {
+            let mass = kept.reduce(0) { $0 + weight[$1] }
+            var sum = 0.0, end = kept.count
+            for (n, i) in kept.enumerated() {
+                sum += weight[i]
+                if sum >= Double(topP) * mass {
+                    end = n + 1
+                    break
+                }
+            }
+            kept = Array(kept.prefix(end))
+            truncated = true
+        }
+        walk = truncated ? kept : kept.sorted()
+        var sum = 0.0
+        cumulative = walk.map { sum += weight[$0]; return sum }
+    }
+
+    func token(at uniform: Float) -> Int {
+        if let fallback { return fallback }
+        let target = Double(uniform) * cumulative.last!
+        var lo = 0, hi = cumulative.count - 1  // the first whose cumulative weight exceeds the target
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cumulative[mid] > target { hi = mid } else { lo = mid + 1 }
+        }
+        return walk[lo]
+    }
+}
