@@ -21,6 +21,10 @@ echo "== op-by-op harness (bf16, then fp32)"
 "$BIN" gpu-check "$WORK/ckpt" --ops --fp32 2>&1 | tee "$OUT/ops-fp32.txt"
 echo "== swiftwise gpu-check"
 "$BIN" gpu-check "$WORK/ckpt" --reference "$WORK/reference.json" --cpu --bench --json "$OUT/swiftwise.json" 2>&1 | tee "$OUT/swiftwise.txt"
+# The peers right after our timings: every ratio is taken within one run, as close together as can be.
+echo "== transformers speed"
+python3 scripts/gpu_reference.py "$WORK/bench" --bench 2>&1 | grep -v Warning | tail -2 | tee "$OUT/torch.txt"
+cp "$WORK/bench/torch-bench.json" "$OUT/" 2>/dev/null || true
 echo "== swiftwise gpu-check --fp32 (kernels vs the CPU path at fp32)"
 "$BIN" gpu-check "$WORK/ckpt" --reference "$WORK/reference.json" --cpu --fp32 --json "$OUT/swiftwise-fp32.json" 2>&1 | tee "$OUT/swiftwise-fp32.txt"
 echo "== batch-invariant mode (SWIFTWISE_BATCH_INVARIANT=1)"
@@ -32,6 +36,3 @@ cp Tests/Fixtures/tiny/llama/tokenizer.json Tests/Fixtures/tiny/llama/tokenizer_
 python3 scripts/gpu_pd_check.py "$BIN" "$WORK/ckpt" "$OUT/pd.json" 2>&1 | tee "$OUT/pd.txt"
 echo "== PD on the GPU, batch-invariant mode (must be identical for every prompt)"
 SWIFTWISE_BATCH_INVARIANT=1 python3 scripts/gpu_pd_check.py "$BIN" "$WORK/ckpt" "$OUT/pd-invariant.json" 2>&1 | tee "$OUT/pd-invariant.txt"
-echo "== transformers speed"
-python3 scripts/gpu_reference.py "$WORK/bench" --bench 2>&1 | grep -v Warning | tail -2 | tee "$OUT/torch.txt"
-cp "$WORK/bench/torch-bench.json" "$OUT/" 2>/dev/null || true

@@ -208,7 +208,7 @@ extension GPUKernels {
         for (int i = threadIdx.x; i < V; i += DRAW_THREADS) top = max(top, row.key(i));
         top = draw_block_max(top, shared);
         row.largest = draw_value(top);
-        if (top == 0u || row.largest == INFINITY || row.largest == -INFINITY) {
+        if (top == 0u || (__float_as_uint(row.largest) & 0x7fffffffu) == 0x7f800000u) {  // NaN or ±inf
             if (threadIdx.x == 0) {
                 int i = 0;
                 while (i < V - 1 && row.key(i) != top) i++;

@@ -71,7 +71,6 @@ final class GPUKernelSyntaxTests: XCTestCase {
     #define __constant__ __attribute__((constant))
     #define __forceinline__ __attribute__((always_inline))
     #define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
-    #define INFINITY __builtin_inff()
     #define __align__(n) __attribute__((aligned(n)))
     typedef unsigned long size_t;
     #pragma clang force_cuda_host_device begin
