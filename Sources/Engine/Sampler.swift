@@ -53,11 +53,14 @@ struct Sampler {
     private var ids: [Int32] = []
     /// Sums of blocks of weights (`SoftmaxWeights.blockSums`), for draws over every token.
     private var blockSums: [Float] = []
+    /// The penalties' scratch by token id: `seen[t] == stamp` once t is penalized for this row; output counts.
+    private var seen: [UInt32] = [], stamp: UInt32 = 0
+    private var counts: [Int32] = []
 
     /// Picks the next token from one row of logits (modified in place). `prompt` and `output` feed the penalties.
     mutating func sample(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int],
                          random: inout RequestRandom) -> SampledToken {
-        Self.applyPenalties(row, params: params, prompt: prompt, output: output)
+        applyPenalties(row, params: params, prompt: prompt, output: output)
         let greedy = params.isGreedy
         if !greedy, params.temperature != 1 {
             let inv = 1 / params.temperature
@@ -91,20 +94,39 @@ struct Sampler {
         return kept.explicit ? ids[0..<kept.count].map { Int($0) } : Array(0..<row.count)
     }
 
-    private static func applyPenalties(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int]) {
+    /// vLLM's penalties, in place: the repetition penalty on every token of prompt or output (positive logits divided,
+    /// negative multiplied), then the frequency penalty times each output token's count and the presence penalty once
+    /// per output token. Marks and counts live in scratch indexed by token id (reset as they are read), so a long
+    /// prompt costs a pass over it, not a set built per token.
+    mutating func applyPenalties(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int]) {
+        let n = row.count
         if params.repetitionPenalty != 1 {
-            // As vLLM: every token seen in prompt or output; positive logits divided, negative multiplied.
-            var seen = Set(prompt)
-            seen.formUnion(output)
-            for t in seen where t >= 0 && t < row.count {
-                row[t] = row[t] > 0 ? row[t] / params.repetitionPenalty : row[t] * params.repetitionPenalty
+            if seen.count < n { seen = [UInt32](repeating: 0, count: n) }
+            stamp &+= 1
+            if stamp == 0 {  // wrapped: old marks could equal the new stamp
+                for i in seen.indices { seen[i] = 0 }
+                stamp = 1
+            }
+            let penalty = params.repetitionPenalty, mark = stamp
+            seen.withUnsafeMutableBufferPointer { seen in
+                func apply(_ tokens: [Int]) {
+                    for t in tokens where t >= 0 && t < n && seen[t] != mark {
+                        seen[t] = mark
+                        row[t] = row[t] > 0 ? row[t] / penalty : row[t] * penalty
+                    }
+                }
+                apply(prompt)
+                apply(output)
             }
         }
         if params.presencePenalty != 0 || params.frequencyPenalty != 0 {
-            var counts: [Int: Int] = [:]
-            for t in output { counts[t, default: 0] += 1 }
-            for (t, n) in counts where t >= 0 && t < row.count {
-                row[t] -= params.frequencyPenalty * Float(n) + params.presencePenalty
+            if counts.count < n { counts = [Int32](repeating: 0, count: n) }
+            counts.withUnsafeMutableBufferPointer { counts in
+                for t in output where t >= 0 && t < n { counts[t] += 1 }
+                for t in output where t >= 0 && t < n && counts[t] > 0 {
+                    row[t] -= params.frequencyPenalty * Float(counts[t]) + params.presencePenalty
+                    counts[t] = 0
+                }
             }
         }
     }

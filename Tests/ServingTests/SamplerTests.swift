@@ -140,6 +140,47 @@ struct SamplerTests {
         }
     }
 
+    @Test("penalties as vLLM applies them: repetition on prompt and output tokens (positive divided, negative multiplied), frequency times the output count, presence once; the same bits as a plain reference, twice over one sampler")
+    func penalties() {
+        // A hand-checked row: token 1 (positive, in the prompt) divided by 2; token 2 (negative, in the output twice)
+        // multiplied by 2, then 2 · 0.5 + 0.25 subtracted; token 4 (in the output once) 0.5 + 0.25 subtracted.
+        var params = SamplingParams()
+        params.repetitionPenalty = 2
+        params.frequencyPenalty = 0.5
+        params.presencePenalty = 0.25
+        var sampler = Sampler()
+        var row: [Float] = [1, 3, -1, 0.5, 0.5]
+        row.withUnsafeMutableBufferPointer { sampler.applyPenalties($0, params: params, prompt: [1, 1, 9, -3], output: [2, 4, 2]) }
+        #expect(row == [1, 1.5, -3.25, 0.5, 0.5 / 2 - 0.75])
+        // Random rows, prompts and outputs against the plain definition (sets and a dictionary), bit for bit; the
+        // sampler's scratch reused from row to row.
+        var generator = SystemRandomNumberGenerator()
+        for trial in 0..<40 {
+            let n = 2000
+            let original = (0..<n).map { _ in Float.random(in: -8...8, using: &generator) }
+            let prompt = (0..<Int.random(in: 0...300, using: &generator)).map { _ in Int.random(in: -5..<(n + 5), using: &generator) }
+            let output = (0..<Int.random(in: 0...100, using: &generator)).map { _ in Int.random(in: 0..<n, using: &generator) }
+            var p = SamplingParams()
+            p.repetitionPenalty = trial % 3 == 0 ? 1 : Float.random(in: 0.5...2, using: &generator)
+            p.frequencyPenalty = trial % 4 == 1 ? 0 : Float.random(in: -1...1, using: &generator)
+            p.presencePenalty = trial % 5 == 2 ? 0 : Float.random(in: -1...1, using: &generator)
+            var expected = original
+            if p.repetitionPenalty != 1 {
+                for t in Set(prompt).union(output) where t >= 0 && t < n {
+                    expected[t] = expected[t] > 0 ? expected[t] / p.repetitionPenalty : expected[t] * p.repetitionPenalty
+                }
+            }
+            var counts: [Int: Int] = [:]
+            for t in output { counts[t, default: 0] += 1 }
+            if p.frequencyPenalty != 0 || p.presencePenalty != 0 {
+                for (t, c) in counts { expected[t] -= p.frequencyPenalty * Float(c) + p.presencePenalty }
+            }
+            var got = original
+            got.withUnsafeMutableBufferPointer { sampler.applyPenalties($0, params: p, prompt: prompt, output: output) }
+            #expect(got.map(\.bitPattern) == expected.map(\.bitPattern), "trial \(trial)")
+        }
+    }
+
     @Test("rows without a finite largest logit fall back to the argmax; NaN logits are never drawn")
     func degenerateRows() {
         var sampler = Sampler()
