@@ -35,8 +35,9 @@ public final class GPULlama: @unchecked Sendable {
     let ints: UInt64
     /// argmax_rows' buffers (`GPUArgmax`).
     let argmax: GPUArgmax
-    /// draw_rows' parameters (`GPUDraw`).
+    /// draw_rows' parameters (`GPUDraw`), and the kernel (its own module; nil when it could not be built).
     let drawing: GPUDraw
+    let drawRows: OpaquePointer?
     let intCapacity: Int
     /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
     let partials: UInt64
@@ -83,7 +84,11 @@ public final class GPULlama: @unchecked Sendable {
     public var bf16GateUpOutput = ProcessInfo.processInfo.environment["SWIFTWISE_BF16_GATE_UP"] != "0"
     /// Sampled rows without penalties or log-probabilities are drawn on the device (`draw_rows`), one int a row to the
     /// host; `SWIFTWISE_DEVICE_SAMPLING=0` (or false here) sends their logits to the host sampler.
-    public var drawsOnDevice = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] != "0"
+    public var drawsOnDevice: Bool {
+        get { deviceSampling && drawRows != nil }
+        set { deviceSampling = newValue }
+    }
+    private var deviceSampling = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] != "0"
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
     /// Batch-1 decode steps as one persistent kernel (`decode_step_persistent`; same bits as the fused kernels);
@@ -121,6 +126,13 @@ public final class GPULlama: @unchecked Sendable {
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
                                    options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
         gemms = GPUGemm(gpu: gpu, functions: functions, elementBytes: fp32 ? 4 : 2)
+        do {
+            drawRows = try gpu.module(source: GPUKernels.samplingModuleSource, name: "sampling", functions: GPUKernels.samplingNames,
+                                      options: ["--fmad=false"])["draw_rows"]
+        } catch {
+            drawRows = nil
+            FileHandle.standardError.write(Data("swiftwise: the sampling kernel could not be built (\(error)); sampled rows are drawn on the host\n".utf8))
+        }
         let store = checkpoint.store, naming = checkpoint.naming
         var bytes = 0
         func info(_ name: String, _ shape: [Int]) throws -> GGUFTensorInfo {
@@ -295,7 +307,7 @@ public final class GPULlama: @unchecked Sendable {
             }
             if !drawn.isEmpty {
                 precondition(drawsOnDevice, "draw rows asked of a backend with device sampling off")
-                try timed("draw_rows") { try drawing.launch(functions["draw_rows"]!, draws: drawn, logits: logits, vocab: V, out: argmax.out) }
+                try timed("draw_rows") { try drawing.launch(drawRows!, draws: drawn, logits: logits, vocab: V, out: argmax.out) }
             }
             try timed("download tokens") { try gpu.download(argmax.out, bytes: rows * 4, into: hostArgmaxes) }
             let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
@@ -325,13 +337,14 @@ public final class GPULlama: @unchecked Sendable {
     public func drawOnDevice(rows: [Float], draws: [(row: Int, draw: DeviceDraw)], repeats: Int = 1) throws -> [Int] {
         try gpu.makeCurrent()
         let V = config.vocabSize
+        guard let drawRows else { throw GPUError.compile("sampling", log: "draw_rows could not be built at load (the warning printed then says why)") }
         precondition(rows.count % V == 0 && rows.count / V <= maxLogitRows && draws.allSatisfy { $0.row < rows.count / V })
         try rows.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: logits) }
         var tokens: [Int] = []
         for start in stride(from: 0, to: draws.count, by: maxLogitRows) {
             let part = Array(draws[start..<min(draws.count, start + maxLogitRows)])
             for _ in 0..<repeats {
-                try drawing.launch(functions["draw_rows"]!, draws: part, logits: logits, vocab: V, out: argmax.out, byDraw: true)
+                try drawing.launch(drawRows, draws: part, logits: logits, vocab: V, out: argmax.out, byDraw: true)
             }
             try gpu.download(argmax.out, bytes: part.count * 4, into: hostArgmaxes)
             let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)

@@ -5,7 +5,7 @@ enum GPUKernels {
     static let names = ["embed", "to_bf16", "rmsnorm_bf16", "add_rmsnorm_bf16", "add_bias", "rope_split", "attention_split", "attention_combine", "attention_decode",
                         "attention_tiled", "attention_flash", "attention_mma64", "attention_mma128", "attention_mma64_2",
                         "attention_mma128_2", "gemv", "gemv_rows", "gemv_residual", "gemv_norm", "gemv_norm_swiglu",
-                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "argmax_rows", "draw_rows", "spin", "decode_step_persistent"]
+                        "gemv_norm_rope", "residual_add", "swiglu_bf16", "swiglu_bf16in", "gather_rows", "argmax_rows", "spin", "decode_step_persistent"]
         + fusedGEMVs.map { $0 + singleRowSuffix }
 
     /// The fused GEMVs, each also instantiated for one-row steps (suffix `_1`).
@@ -14,10 +14,13 @@ enum GPUKernels {
 
     /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
     /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift),
-    /// the GEMVs (GEMVKernels.swift), the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift)
-    /// and sampling (SamplingKernels.swift).
+    /// the GEMVs (GEMVKernels.swift) and the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift).
     static let source = prelude + rowKernels + attentionSource + defaultModeAttentionSource + gemvSource + persistentDecodeSource
-        + samplingSource
+
+    /// Sampling (SamplingKernels.swift) in a module of its own: a device whose NVRTC cannot build it samples on the
+    /// host instead of losing the forward pass.
+    static let samplingModuleSource = prelude + samplingSource
+    static let samplingNames = ["draw_rows"]
 
     /// bf16 conversions, the GEMM element type, constants.
     static let prelude = #"""

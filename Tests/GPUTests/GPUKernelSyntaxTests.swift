@@ -3,23 +3,25 @@ import XCTest
 
 @testable import GPUModel
 
-/// The kernel source checked by clang's CUDA front end (parsing, names, types, template instantiation; no code is
-/// generated: the toolchain's clang has no NVPTX back end), for sm_90 and sm_80, bf16 and fp32 GEMM inputs. CI has
-/// no GPU and no NVRTC, so without this a typo in a kernel would first show on a GPU machine. Needs only the clang
-/// that ships with the Swift toolchain; skipped with a message where there is none.
+/// Both kernel modules checked by clang's CUDA front end (parsing, names, types, template instantiation; no code is
+/// generated: the toolchain's clang has no NVPTX back end), for sm_90, sm_80 and sm_75, bf16 and fp32 GEMM inputs.
+/// CI has no GPU and no NVRTC, so without this a typo in a kernel would first show on a GPU machine. Needs only the
+/// clang that ships with the Swift toolchain; skipped with a message where there is none.
 final class GPUKernelSyntaxTests: XCTestCase {
     func testKernelSourcePassesClangsCUDAFrontEnd() throws {
         guard let clang = Self.clang() else { throw XCTSkip("no clang next to swift or on PATH: the kernel source is not checked") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftwise-kernels-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let file = dir.appendingPathComponent("kernels.cu")
-        try (Self.nvrtcShim + "\n" + GPUKernels.source).write(to: file, atomically: true, encoding: .utf8)
-        for (arch, defines) in [("sm_90", []), ("sm_90", ["-DGEMM_FP32"]), ("sm_80", [])] {
-            let (status, output) = try Self.run(clang, ["-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=\(arch)", "-nocudainc",
-                                                        "-nocudalib", "-Xclang", "-target-feature", "-Xclang", "+ptx80", "-std=c++17",
-                                                        "-fsyntax-only", "-Werror"] + defines + [file.path])
-            XCTAssertEqual(status, 0, "clang rejects the kernel source for \(arch) \(defines):\n\(output)")
+        for (module, source) in [("llama", GPUKernels.source), ("sampling", GPUKernels.samplingModuleSource)] {
+            let file = dir.appendingPathComponent("\(module).cu")
+            try (Self.nvrtcShim + "\n" + source).write(to: file, atomically: true, encoding: .utf8)
+            for (arch, defines) in [("sm_90", []), ("sm_90", ["-DGEMM_FP32"]), ("sm_80", []), ("sm_75", [])] {
+                let (status, output) = try Self.run(clang, ["-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=\(arch)", "-nocudainc",
+                                                            "-nocudalib", "-Xclang", "-target-feature", "-Xclang", "+ptx80", "-std=c++17",
+                                                            "-fsyntax-only", "-Werror"] + defines + [file.path])
+                XCTAssertEqual(status, 0, "clang rejects the \(module) module's source for \(arch) \(defines):\n\(output)")
+            }
         }
     }
 
