@@ -83,12 +83,13 @@ public final class GPULlama: @unchecked Sendable {
     /// Steps of many rows write the gate|up GEMM's output as bf16 (`SWIFTWISE_BF16_GATE_UP=0`: fp32).
     public var bf16GateUpOutput = ProcessInfo.processInfo.environment["SWIFTWISE_BF16_GATE_UP"] != "0"
     /// Sampled rows without penalties or log-probabilities are drawn on the device (`draw_rows`), one int a row to the
-    /// host; `SWIFTWISE_DEVICE_SAMPLING=0` (or false here) sends their logits to the host sampler.
+    /// host, with `SWIFTWISE_DEVICE_SAMPLING=1` (or true here); otherwise their logits go to the host sampler. Off by
+    /// default until gpu-check has compared draw_rows with the exact reference on a GPU (it has not run on one yet).
     public var drawsOnDevice: Bool {
         get { deviceSampling && drawRows != nil }
         set { deviceSampling = newValue }
     }
-    private var deviceSampling = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] != "0"
+    private var deviceSampling = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] == "1"
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
     /// Batch-1 decode steps as one persistent kernel (`decode_step_persistent`; same bits as the fused kernels);
