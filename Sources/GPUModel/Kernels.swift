@@ -143,6 +143,17 @@ enum GPUKernels {
     // decode batch sizes, so the loads' latency is the kernel's time). Sums in the loops' order: the same bits.
     #define RMS_VALUES 16
 
+    // out[t] = rmsnorm of a row held in registers (v, RMS_VALUES a thread), s: this thread's sum of squares.
+    __device__ __forceinline__ void rms_store(const float (&v)[RMS_VALUES], float s, const float* w, gemm_t* out, int t, int D,
+                                              float eps, long lo) {
+        float scale = rsqrtf(block_sum(s) / D + eps);
+        #pragma unroll
+        for (int j = 0; j < RMS_VALUES; j++) {
+            int i = threadIdx.x + j * blockDim.x;
+            if (i < D) store_gemm_input(out, (long)t * D + i, lo, v[j] * scale * w[i]);
+        }
+    }
+
     // out[t] = bf16(x[t] / sqrt(mean(x[t]^2) + eps) * w); one block per row. lo: see store_gemm_input.
     __global__ void rmsnorm_bf16(const float* x, const float* w, gemm_t* out, int D, float eps, long lo) {
         pdl_wait();
@@ -160,12 +171,7 @@ enum GPUKernels {
             #pragma unroll
             for (int j = 0; j < RMS_VALUES; j++)
                 if (threadIdx.x + j * blockDim.x < D) s += v[j] * v[j];
-            float scale = rsqrtf(block_sum(s) / D + eps);
-            #pragma unroll
-            for (int j = 0; j < RMS_VALUES; j++) {
-                int i = threadIdx.x + j * blockDim.x;
-                if (i < D) store_gemm_input(out, (long)t * D + i, lo, v[j] * scale * w[i]);
-            }
+            rms_store(v, s, w, out, t, D, eps, lo);
             return;
         }
         for (int i = threadIdx.x; i < D; i += blockDim.x) s += row[i] * row[i];
@@ -197,12 +203,7 @@ enum GPUKernels {
                     s += v[j] * v[j];
                 }
             }
-            float scale = rsqrtf(block_sum(s) / D + eps);
-            #pragma unroll
-            for (int j = 0; j < RMS_VALUES; j++) {
-                int i = threadIdx.x + j * blockDim.x;
-                if (i < D) store_gemm_input(out, (long)t * D + i, lo, v[j] * scale * w[i]);
-            }
+            rms_store(v, s, w, out, t, D, eps, lo);
             return;
         }
         for (int i = threadIdx.x; i < D; i += blockDim.x) {
