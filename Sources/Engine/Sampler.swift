@@ -326,16 +326,3 @@ struct Sampler {
         return m + logf(s)
     }
 }
-
-/// The host sampler's draw at a given uniform, for checking a device's draws against it (`swiftwise gpu-check`).
-public struct ReferenceSampler {
-    private var sampler = Sampler()
-
-    public init() {}
-
-    /// The token drawn from `row` (a copy is scaled) with `params` (no penalties) at `uniform` in [0, 1).
-    public mutating func draw(_ row: ArraySlice<Float>, params: SamplingParams, uniform: Float) -> Int {
-        var values = Array(row)
-        return values.withUnsafeMutableBufferPointer { sampler.draw($0, params: params, uniform: uniform) }
-    }
-}

@@ -146,6 +146,28 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertNotEqual(key, GPUContext.cacheKey(source: "a", arch: 90, options: ["--fmad=false", "-DGEMM_FP32"]))
     }
 
+    /// draw_rows' parameters as GPUDraw writes them, at the offsets of the kernel's DrawParams.
+    func testDrawParamsLayout() throws {
+        let source = GPUKernels.samplingSource
+        XCTAssertTrue(source.contains("float inverseTemperature, topP, minP, uniform;"))
+        XCTAssertTrue(source.contains("int topK, row, out, unused;"))
+        XCTAssertEqual(GPUDraw.stride, 32)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2 * GPUDraw.stride, alignment: 16)
+        defer { buffer.deallocate() }
+        let draw = DeviceDraw(inverseTemperature: 1.25, topK: 40, topP: 0.9, minP: 0.05, uniform: 0.5)
+        GPUDraw.write(draw, row: 7, outIndex: 3, at: 1, into: buffer)
+        let p = buffer + GPUDraw.stride
+        XCTAssertEqual(p.load(fromByteOffset: 0, as: Float.self), 1.25)
+        XCTAssertEqual(p.load(fromByteOffset: 4, as: Float.self), 0.9)
+        XCTAssertEqual(p.load(fromByteOffset: 8, as: Float.self), 0.05)
+        XCTAssertEqual(p.load(fromByteOffset: 12, as: Float.self), 0.5)
+        XCTAssertEqual(p.load(fromByteOffset: 16, as: Int32.self), 40)
+        XCTAssertEqual(p.load(fromByteOffset: 20, as: Int32.self), 7)
+        XCTAssertEqual(p.load(fromByteOffset: 24, as: Int32.self), 3)
+        GPUDraw.write(DeviceDraw(inverseTemperature: 1, topK: Int.max, topP: 1, minP: 0, uniform: 0), row: 0, outIndex: 0, at: 0, into: buffer)
+        XCTAssertEqual(buffer.load(fromByteOffset: 16, as: Int32.self), Int32.max)  // clamped, not trapped
+    }
+
     /// The CUlaunchConfig + CUlaunchAttribute bytes given to cuLaunchKernelEx, at the driver header's offsets: one
     /// 72-byte attribute per id (cooperative 2, programmatic stream serialization 6), each set to 1.
     func testLaunchConfigLayout() {

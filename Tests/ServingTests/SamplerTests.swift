@@ -140,6 +140,37 @@ struct SamplerTests {
         }
     }
 
+    @Test("the exact reference for device draws (ExactDraw: sorted candidates, Double sums) draws what the sampler draws, but where the sampler's Float sums drift by more than a token's width")
+    func exactDrawAgreesWithTheSampler() {
+        var reference = ReferenceSampler()
+        // Not top-k 40 with top_p 0.9: on the row of ties, 36 of 40 equal weights reach 0.9 exactly, and whether the
+        // cut falls after 36 or 37 depends on the last bit of the sampler's Float sum (the exact reference says 36).
+        let settings: [(temperature: Float, topK: Int, topP: Float, minP: Float)] = [
+            (1, 0, 1, 0), (0.7, 0, 1, 0), (0.8, 0, 0.95, 0), (1, 50, 1, 0), (1.3, 45, 0.9, 0.05), (1, 0, 1, 0.1), (0.5, 0, 0.5, 0),
+        ]
+        var draws = 0, differing = 0, truncatedDiffering = 0
+        for row in Self.rows(vocab: 1000, seed: 23) {
+            for s in settings {
+                var params = SamplingParams()
+                (params.temperature, params.topK, params.topP, params.minP) = (s.temperature, s.topK, s.topP, s.minP)
+                let exact = ExactDraw(row[...], inverseTemperature: s.temperature == 1 ? 1 : 1 / s.temperature, topK: s.topK, topP: s.topP,
+                                      minP: s.minP)
+                for k in 0..<64 {
+                    let u = Float(k * 262_144 + 131_072) / 16_777_216  // (k + 1/2) / 64, exactly
+                    draws += 1
+                    if exact.token(at: u) != reference.draw(row[...], params: params, uniform: u) {
+                        differing += 1
+                        if s.topK > 0 || s.topP < 1 { truncatedDiffering += 1 }
+                    }
+                }
+            }
+        }
+        // A wrong order, cut or walk would differ on a large share of the draws; Float drift on a few.
+        #expect(draws == 3 * 7 * 64)
+        #expect(differing <= draws / 100, "\(differing) of \(draws) draws differ")
+        #expect(truncatedDiffering <= 4, "\(truncatedDiffering) truncated draws differ")
+    }
+
     @Test("penalties as vLLM applies them: repetition on prompt and output tokens (positive divided, negative multiplied), frequency times the output count, presence once; the same bits as a plain reference, twice over one sampler")
     func penalties() {
         // A hand-checked row: token 1 (positive, in the prompt) divided by 2; token 2 (negative, in the output twice)
