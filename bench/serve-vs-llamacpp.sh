@@ -15,6 +15,7 @@ LLAMA_SERVER=$(bench/fetch-llamacpp.sh 2>/dev/null | tail -1)
 SWIFTWISE=.build/release/swiftwise
 [ -x "$SWIFTWISE" ] || swift build -c release --product swiftwise
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 PORT=18431
 
 wait_ready() { for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return 0; sleep 0.2; done; return 1; }
