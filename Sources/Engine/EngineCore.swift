@@ -161,8 +161,7 @@ public final class EngineCore: @unchecked Sendable {
             let p = s.request.params
             if p.argmaxSuffices { return .argmax }
             guard drawsOnDevice, p.drawSuffices else { return .logits }
-            return .draw(DeviceDraw(inverseTemperature: p.temperature == 1 ? 1 : 1 / p.temperature, topK: p.topK, topP: p.topP,
-                                    minP: p.minP, uniform: s.random.uniform()))
+            return .draw(DeviceDraw(p, uniform: s.random.uniform()))
         }
         var sampled = [SampledToken](repeating: SampledToken(token: 0, logprob: nil, top: []), count: sampling.count)
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 // References for checking draws made elsewhere (a device's `RowOutput.draw`): the host sampler at a given uniform,
 // and the draw's definition computed exactly.
@@ -26,8 +27,11 @@ public struct ExactDraw {
     /// The token when no finite largest value exists (no distribution to draw from).
     private var fallback: Int?
 
-    public init(_ row: ArraySlice<Float>, inverseTemperature: Float, topK: Int, topP: Float, minP: Float) {
-        let s = row.map { $0 * inverseTemperature }
+    /// The draw `params` (temperature, top-k, min-p, top-p) make from `row`.
+    public init(_ row: ArraySlice<Float>, params: SamplingParams) {
+        let draw = DeviceDraw(params, uniform: 0)
+        let (topK, topP, minP) = (draw.topK, draw.topP, draw.minP)
+        let s = row.map { $0 * draw.inverseTemperature }
         let largest = s.lazy.filter { !$0.isNaN }.max() ?? .nan
         guard largest.isFinite else {
             fallback = s.firstIndex { $0 == largest || (largest.isNaN && $0.isNaN) } ?? 0

@@ -62,10 +62,6 @@ struct Sampler {
                          random: inout RequestRandom) -> SampledToken {
         applyPenalties(row, params: params, prompt: prompt, output: output)
         let greedy = params.isGreedy
-        if !greedy, params.temperature != 1 {
-            let inv = 1 / params.temperature
-            for i in row.indices { row[i] *= inv }
-        }
         let token = greedy ? Logits.argmax(row) : draw(row, params: params) { random.uniform() }
         var result = SampledToken(token: token, logprob: nil, top: [])
         if let n = params.logprobs {
@@ -81,11 +77,7 @@ struct Sampler {
     /// The token a draw (temperature, truncation, softmax) picks from `row` (scaled in place) at `uniform`: what a
     /// device's draw (`RowOutput.draw`) is checked against.
     mutating func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, uniform: Float) -> Int {
-        if params.temperature != 1 {
-            let inv = 1 / params.temperature
-            for i in row.indices { row[i] *= inv }
-        }
-        return draw(row, params: params) { uniform }
+        draw(row, params: params) { uniform }
     }
 
     /// The tokens a draw chooses among after truncation, in the order the draw walks them (for tests).
@@ -146,8 +138,13 @@ struct Sampler {
         return x < y || (x == y && a > b)
     }
 
-    /// A softmax draw among the truncated candidates.
+    /// A softmax draw among the truncated candidates of `row`, scaled in place by 1/temperature first (so the
+    /// log-probabilities `sample` reports are those of the scaled row, as before).
     private mutating func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, uniform: () -> Float) -> Int {
+        if params.temperature != 1 {
+            let inverse = 1 / params.temperature
+            for i in row.indices { row[i] *= inverse }
+        }
         // No finite largest logit (all -inf or NaN, or a +inf): no distribution to draw from; the argmax decides.
         guard let kept = truncate(row, params: params) else { return Logits.argmax(row) }
         if !kept.explicit {

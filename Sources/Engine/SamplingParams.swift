@@ -1,3 +1,5 @@
+import Models
+
 /// How the next token is chosen and when generation stops; validated by the API layer before it gets here.
 public struct SamplingParams: Sendable, Equatable {
     public var maxTokens: Int = 16
@@ -28,5 +30,13 @@ public struct SamplingParams: Sendable, Equatable {
     /// device can draw (`RowOutput.draw`).
     public var drawSuffices: Bool {
         !isGreedy && logprobs == nil && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
+    }
+}
+
+extension DeviceDraw {
+    /// The draw these parameters ask for, at `uniform`: the logits scaled by 1/temperature, as the host sampler scales
+    /// them (exactly 1 at temperature 1).
+    public init(_ params: SamplingParams, uniform: Float) {
+        self.init(inverseTemperature: 1 / params.temperature, topK: params.topK, topP: params.topP, minP: params.minP, uniform: uniform)
     }
 }

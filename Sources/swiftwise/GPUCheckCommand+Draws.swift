@@ -4,7 +4,7 @@ import GPUModel
 import Models
 
 extension GPUCheckCommand {
-    /// draw_rows against an exact reference (`exactDraw`: sorts, Double sums) and against the host sampler, on the
+    /// draw_rows against an exact reference (`ExactDraw`: sorts, Double sums) and against the host sampler, on the
     /// same rows and uniforms: four logits rows of this model and four made-up ones (ties at the top, NaN and -inf
     /// entries, a flat row, a +inf), under temperature, top-k, min-p and top-p alone and together, at 64 uniforms each;
     /// then the time of a launch of 1 and of 32 draws (top_p 0.95). The host sampler adds in Float, so where many
@@ -42,10 +42,9 @@ extension GPUCheckCommand {
                 params.topK = s.topK
                 params.topP = s.topP
                 params.minP = s.minP
-                let inverse: Float = s.temperature == 1 ? 1 : 1 / s.temperature
-                let candidates = ExactDraw(row, inverseTemperature: inverse, topK: s.topK, topP: s.topP, minP: s.minP)
+                let candidates = ExactDraw(row, params: params)
                 for u in uniforms {
-                    draws.append((r, DeviceDraw(inverseTemperature: inverse, topK: s.topK, topP: s.topP, minP: s.minP, uniform: u)))
+                    draws.append((r, DeviceDraw(params, uniform: u)))
                     exact.append(candidates.token(at: u))
                     host.append(reference.draw(row, params: params, uniform: u))
                 }

@@ -214,6 +214,25 @@ extension Serving {
             var counts: (Int, Int) { lock.withLock { (fullRows, argmaxRows) } }
         }
 
+        /// Request parameters: `maxTokens` tokens, EOS ignored.
+        static func params(temperature: Float, topP: Float = 1, topK: Int = 0, minP: Float = 0, seed: UInt64? = nil,
+                           maxTokens: Int) -> SamplingParams {
+            var params = SamplingParams()
+            (params.temperature, params.topP, params.topK, params.minP, params.seed) = (temperature, topP, topK, minP, seed)
+            params.maxTokens = maxTokens
+            params.ignoreEOS = true
+            return params
+        }
+
+        /// A started engine over a CountingBackend of the default model (`draws`: it samples on its "device").
+        static func countingEngine(draws: Bool = false) -> (EngineCore, CountingBackend) {
+            let config = EngineConfig(maxModelLen: 1024, numBlocks: 256)
+            let backend = CountingBackend(CPUBackend(model: Self.model, blockSize: config.blockSize, numBlocks: config.numBlocks), draws: draws)
+            let engine = EngineCore(backend: backend, config: config, metricsFactory: MetricsEndpoint().factory, logger: Logger(label: "test"))
+            engine.start()
+            return (engine, backend)
+        }
+
         static func tokens(_ stream: AsyncStream<EngineEvent>) async -> [Int] {
             var tokens: [Int] = []
             for await event in stream { if case .token(let t) = event { tokens.append(t.token) } }
@@ -222,10 +241,7 @@ extension Serving {
 
         @Test("plain greedy rows come back as argmaxes, rows with logprobs or sampling as logits, both in one step: the same tokens as alone")
         func greedyAsksForArgmaxOnly() async throws {
-            let config = EngineConfig(maxModelLen: 1024, numBlocks: 256)
-            let backend = CountingBackend(CPUBackend(model: Self.model, blockSize: config.blockSize, numBlocks: config.numBlocks))
-            let engine = EngineCore(backend: backend, config: config, metricsFactory: MetricsEndpoint().factory, logger: Logger(label: "test"))
-            engine.start()
+            let (engine, backend) = Self.countingEngine()
             defer { engine.shutdown() }
             let prompt = Self.prompts(1, maxLength: 30)[0]
             let plain = try await Self.run(engine, "plain", prompt, maxTokens: 24)
@@ -245,17 +261,9 @@ extension Serving {
             #expect(tokens == Array(plain.tokens.prefix(6)))
             #expect(backend.counts == (6, 24))
             // A seeded sampled request alone, then beside a greedy one: steps with both kinds of rows.
-            var sampledParams = SamplingParams()
-            sampledParams.temperature = 0.8
-            sampledParams.topP = 0.95
-            sampledParams.seed = 17
-            sampledParams.maxTokens = 24
-            sampledParams.ignoreEOS = true
+            let sampledParams = Self.params(temperature: 0.8, topP: 0.95, seed: 17, maxTokens: 24)
             let alone = await Self.tokens(try engine.submit(EngineRequest(id: "sampled", prompt: prompt, params: sampledParams)))
-            var greedyParams = SamplingParams()
-            greedyParams.temperature = 0
-            greedyParams.maxTokens = 24
-            greedyParams.ignoreEOS = true
+            let greedyParams = Self.params(temperature: 0, maxTokens: 24)
             let sampledStream = try engine.submit(EngineRequest(id: "sampled-2", prompt: prompt, params: sampledParams))
             let greedyStream = try engine.submit(EngineRequest(id: "greedy-2", prompt: prompt, params: greedyParams))
             async let together = Self.tokens(sampledStream)
@@ -268,20 +276,10 @@ extension Serving {
 
         @Test("rows sampled without penalties or logprobs are drawn on a device that can, with the request's parameters and random stream; greedy, drawn and host-sampled rows in one step each get their own tokens")
         func deviceDraws() async throws {
-            let config = EngineConfig(maxModelLen: 1024, numBlocks: 256)
-            let backend = CountingBackend(CPUBackend(model: Self.model, blockSize: config.blockSize, numBlocks: config.numBlocks), draws: true)
-            let engine = EngineCore(backend: backend, config: config, metricsFactory: MetricsEndpoint().factory, logger: Logger(label: "test"))
-            engine.start()
+            let (engine, backend) = Self.countingEngine(draws: true)
             defer { engine.shutdown() }
             let prompt = Self.prompts(1, maxLength: 30)[0]
-            var drawn = SamplingParams()
-            drawn.temperature = 0.8
-            drawn.topP = 0.95
-            drawn.topK = 40
-            drawn.minP = 0.05
-            drawn.seed = 17
-            drawn.maxTokens = 8
-            drawn.ignoreEOS = true
+            let drawn = Self.params(temperature: 0.8, topP: 0.95, topK: 40, minP: 0.05, seed: 17, maxTokens: 8)
             let drawnAlone = await Self.tokens(try engine.submit(EngineRequest(id: "drawn", prompt: prompt, params: drawn)))
             var random = RequestRandom(seed: 17)
             #expect(drawnAlone == (0..<8).map { _ in Int(random.uniform() * 1000) })
@@ -293,10 +291,7 @@ extension Serving {
             hostSampled.logprobs = 0
             let hostAlone = await Self.tokens(try engine.submit(EngineRequest(id: "host", prompt: prompt, params: hostSampled)))
             #expect(backend.counts == (8, 0))
-            var greedy = SamplingParams()
-            greedy.temperature = 0
-            greedy.maxTokens = 8
-            greedy.ignoreEOS = true
+            let greedy = Self.params(temperature: 0, maxTokens: 8)
             let greedyAlone = await Self.tokens(try engine.submit(EngineRequest(id: "greedy", prompt: prompt, params: greedy)))
             let streams = try [("drawn-2", drawn), ("host-2", hostSampled), ("greedy-2", greedy)].map { id, params in
                 try engine.submit(EngineRequest(id: id, prompt: prompt, params: params))

@@ -153,8 +153,7 @@ struct SamplerTests {
             for s in settings {
                 var params = SamplingParams()
                 (params.temperature, params.topK, params.topP, params.minP) = (s.temperature, s.topK, s.topP, s.minP)
-                let exact = ExactDraw(row[...], inverseTemperature: s.temperature == 1 ? 1 : 1 / s.temperature, topK: s.topK, topP: s.topP,
-                                      minP: s.minP)
+                let exact = ExactDraw(row[...], params: params)
                 for k in 0..<64 {
                     let u = Float(k * 262_144 + 131_072) / 16_777_216  // (k + 1/2) / 64, exactly
                     draws += 1
