@@ -26,7 +26,7 @@ public final class EngineCore: @unchecked Sendable {
     private var running: [Sequence] = []
     private let sharedHashes: SharedHashes
     /// One sampler (scratch memory) per thread that samples a step's rows.
-    private var samplers = [Sampler()]
+    var samplers = [Sampler()]
 
     /// `backend` must hold `config.numBlocks` blocks of `config.blockSize` tokens.
     public init(backend: any ForwardBackend, config: EngineConfig, metricsFactory: any MetricsFactory, logger: Logger) {
@@ -151,18 +151,8 @@ public final class EngineCore: @unchecked Sendable {
             SequenceStep(tokens: Array(s.tokens[s.computed..<s.computed + n]), start: s.computed, blockTable: s.blockTable,
                          logits: s.computed + n == s.tokens.count ? .last : .none)
         }
-        // Rows that are plainly greedy need only their argmax (a GPU sends one int instead of the vocabulary), rows
-        // sampled without penalties or log-probabilities are drawn on the device where the backend can (their uniform
-        // taken from the request's random state here, as the host sampler would take it); the others are sampled on
-        // the host from their logits.
         let sampling = scheduled.filter { s, n in s.computed + n == s.tokens.count }.map(\.0)
-        let drawsOnDevice = backend.drawsOnDevice
-        let outputs = sampling.map { s -> RowOutput in
-            let p = s.request.params
-            if p.argmaxSuffices { return .argmax }
-            guard drawsOnDevice, p.drawSuffices else { return .logits }
-            return .draw(DeviceDraw(p, uniform: s.random.uniform()))
-        }
+        let outputs = rowOutputs(sampling)
         var sampled = [SampledToken](repeating: SampledToken(token: 0, logprob: nil, top: []), count: sampling.count)
         do {
             try backend.forward(batch, outputs: outputs) { tokens, logits in
@@ -208,49 +198,6 @@ public final class EngineCore: @unchecked Sendable {
         }
         updateGauges()
     }
-
-    /// Samples the given rows of `logits` into `results`. A vocabulary row takes 0.1-1 ms to sample, so a step with
-    /// several rows spreads them over the cores (the model is idle meanwhile): each row's token depends only on its
-    /// own logits and its request's random state, so the tokens do not depend on the threads.
-    private func sample(_ rows: [(index: Int, row: Int)], of sequences: [Sequence], logits: UnsafeMutableBufferPointer<Float>,
-                        into results: inout [SampledToken]) {
-        guard !rows.isEmpty else { return }
-        let vocab = backend.config.vocabSize
-        let workers = min(rows.count, ProcessInfo.processInfo.activeProcessorCount, rows.count * vocab / Self.sampleTokensPerWorker + 1)
-        while samplers.count < workers { samplers.append(Sampler()) }
-        results.withUnsafeMutableBufferPointer { results in
-            samplers.withUnsafeMutableBufferPointer { samplers in
-                let job = SamplingJob(rows: rows, sequences: sequences, logits: logits, results: results, samplers: samplers,
-                                      vocab: vocab, workers: workers)
-                if workers == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: workers) { job.run($0) } }
-            }
-        }
-    }
-
-    /// A step's sampling as its threads share it. Unchecked: worker w touches only the rows w, w + workers, ... (their
-    /// logits, results and sequences) and samplers[w], while the step loop waits for all of them.
-    private struct SamplingJob: @unchecked Sendable {
-        let rows: [(index: Int, row: Int)]
-        let sequences: [Sequence]
-        let logits: UnsafeMutableBufferPointer<Float>
-        let results: UnsafeMutableBufferPointer<SampledToken>
-        let samplers: UnsafeMutableBufferPointer<Sampler>
-        let vocab: Int, workers: Int
-
-        func run(_ worker: Int) {
-            for k in stride(from: worker, to: rows.count, by: workers) {
-                let (index, row) = rows[k]
-                let s = sequences[index]
-                let values = UnsafeMutableBufferPointer(rebasing: logits[row * vocab..<(row + 1) * vocab])
-                results[index] = samplers[worker].sample(values, params: s.request.params, prompt: s.request.prompt, output: s.output,
-                                                         random: &s.random)
-            }
-        }
-    }
-
-    /// Logits per sampling thread below which another thread costs more than it saves (a row of a 128k vocabulary
-    /// alone is worth one).
-    static let sampleTokensPerWorker = 100_000
 
     /// First scheduling of a waiting sequence: reuse local prefix blocks, import external KV, allocate blocks for
     /// the first chunk. Returns the tokens to compute now, or nil when blocks are short.

@@ -13,9 +13,10 @@ enum GPUKernels {
     static let singleRowSuffix = "_1"
 
     /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
-    /// (AttentionKernels.swift), the default mode's decode and tensor-core attention (DefaultModeAttentionKernels.swift),
-    /// the GEMVs (GEMVKernels.swift) and the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift).
-    static let source = prelude + rowKernels + attentionSource + defaultModeAttentionSource + gemvSource + persistentDecodeSource
+    /// (AttentionKernels.swift), the default mode's decode attention (DecodeAttentionKernels.swift) and tensor-core
+    /// prefill attention (TensorCoreAttentionKernels.swift), the GEMVs (GEMVKernels.swift) and the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift).
+    static let source = prelude + rowKernels + attentionSource + decodeAttentionSource + tensorCoreAttentionSource + gemvSource
+        + persistentDecodeSource
 
     /// Sampling (SamplingKernels.swift) in a module of its own: a device whose NVRTC cannot build it samples on the
     /// host instead of losing the forward pass.

@@ -1,6 +1,6 @@
 extension GPUKernels {
     /// Batch-1 decode as one persistent kernel for all layers. Uses `unpack` and the output forms of `gemvSource` and
-    /// `decode_attention_block` of `defaultModeAttentionSource`.
+    /// `decode_attention_block` of `decodeAttentionSource`.
     static let persistentDecodeSource = #"""
     // One decode step of one row through every layer in one launch (batch-1 decode): one block of PD_SUBS × 256
     // threads per SM, all resident at once. Between phases (QKV, attention, o, gate|up, down) the grid meets at a

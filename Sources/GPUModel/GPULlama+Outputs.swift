@@ -1,0 +1,86 @@
+import CUDA
+import Models
+
+/// What a step hands back to the host: the logits rows, their argmaxes, tokens drawn on the device, or a mix (one
+/// output per row, as the engine asks for them); and draws from given rows, for gpu-check.
+extension GPULlama {
+    /// One forward pass; returns the requested logits rows [rows × vocab] (fp32, on the host).
+    public func forward(_ batch: [SequenceStep]) throws -> [Float] {
+        let rows = batch.reduce(0) { $0 + $1.logitRowCount }
+        return try forward(batch, outputs: [RowOutput](repeating: .logits, count: rows)) { _, logits in Array(logits) }
+    }
+
+    /// One forward pass; returns the index of each requested logits row's largest logit (as the engine's greedy
+    /// sampler picks it), computed on the device: one int a row crosses to the host instead of the vocabulary.
+    public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
+        let rows = batch.reduce(0) { $0 + $1.logitRowCount }
+        return try forward(batch, outputs: [RowOutput](repeating: .argmax, count: rows)) { tokens, _ in tokens }
+    }
+
+    /// One forward pass; the `.argmax` rows' argmaxes (`argmax_rows`) and the `.draw` rows' tokens (`draw_rows`)
+    /// computed on the device, one int a row to the host; the `.logits` rows copied into page-locked memory (one copy
+    /// per run of consecutive rows) and handed to `body` there, without a copy into a Swift array.
+    public func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput],
+                           _ body: (_ tokens: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+        let none = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+        guard let rows = try enqueueStep(batch) else { return try body([], none) }
+        defer { if profile != nil { try? endProfiledStep() } }
+        precondition(outputs.count == rows, "one output per requested logits row")
+        guard rows > 0 else { return try body([], none) }
+        let V = config.vocabSize
+        var tokens: [Int] = []
+        if outputs.contains(where: { !$0.needsLogits }) {
+            if outputs.contains(.argmax) {
+                try timed("argmax_rows") { try argmax.launch(functions["argmax_rows"]!, logits: logits, rows: rows, vocab: V) }
+            }
+            let drawn = outputs.indices.compactMap { r -> (row: Int, draw: DeviceDraw)? in
+                if case .draw(let d) = outputs[r] { (r, d) } else { nil }
+            }
+            if !drawn.isEmpty {
+                precondition(drawsOnDevice, "draw rows asked of a backend with device sampling off")
+                try timed("draw_rows") { try drawing.launch(drawRows!, draws: drawn, logits: logits, vocab: V, out: argmax.out) }
+            }
+            try timed("download tokens") { try gpu.download(argmax.out, bytes: rows * 4, into: hostArgmaxes) }
+            let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
+            tokens = outputs.indices.filter { !outputs[$0].needsLogits }.map { Int(all[$0]) }
+        }
+        var kept = 0
+        if outputs.contains(.logits) {
+            try timed("download logits") {
+                var r = 0
+                while r < rows {
+                    guard outputs[r].needsLogits else { r += 1; continue }
+                    var end = r + 1
+                    while end < rows && outputs[end].needsLogits { end += 1 }
+                    try gpu.downloadAsync(logits + UInt64(r * V * 4), bytes: (end - r) * V * 4, into: hostLogits + kept * V * 4)
+                    kept += end - r
+                    r = end
+                }
+                try gpu.synchronize()
+            }
+        }
+        return try body(tokens, UnsafeMutableBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: kept * V))
+    }
+
+    /// Draws on the device from the given logits rows (uploaded into the logits buffer; `vocabSize` floats each, at
+    /// most `maxLogitRows`), `repeats` times over (the last launch's tokens returned): gpu-check compares draw_rows
+    /// with the host sampler and times it.
+    public func drawOnDevice(rows: [Float], draws: [(row: Int, draw: DeviceDraw)], repeats: Int = 1) throws -> [Int] {
+        try gpu.makeCurrent()
+        let V = config.vocabSize
+        guard let drawRows else { throw GPUError.compile("sampling", log: "draw_rows could not be built at load (the warning printed then says why)") }
+        precondition(rows.count % V == 0 && rows.count / V <= maxLogitRows && draws.allSatisfy { $0.row < rows.count / V })
+        try rows.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: logits) }
+        var tokens: [Int] = []
+        for start in stride(from: 0, to: draws.count, by: maxLogitRows) {
+            let part = Array(draws[start..<min(draws.count, start + maxLogitRows)])
+            for _ in 0..<repeats {
+                try drawing.launch(drawRows, draws: part, logits: logits, vocab: V, out: argmax.out, byDraw: true)
+            }
+            try gpu.download(argmax.out, bytes: part.count * 4, into: hostArgmaxes)
+            let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
+            tokens += (0..<part.count).map { Int(all[$0]) }
+        }
+        return tokens
+    }
+}
