@@ -245,7 +245,7 @@ let package = Package(
         // the op-by-op harness on the GPU runs where a CUDA driver is found and is skipped with a message elsewhere.
         .testTarget(
             name: "GPUTests",
-            dependencies: ["CUDA", "GPUModel", "Models"],
+            dependencies: ["CUDA", "Engine", "GPUModel", "Models"],
             swiftSettings: strict
         ),
         .testTarget(

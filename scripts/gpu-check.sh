@@ -4,18 +4,26 @@
 # `swiftwise gpu-check` (logits vs transformers and vs our CPU path, greedy agreement, decode/prefill speed, a
 # per-operation profile); PD on the GPU in the default and the batch-invariant mode; transformers' speed on the same
 # checkpoint shape. Results in $OUT (or ./gpu-out).
-# Usage: scripts/gpu-check.sh [SWIFTWISE_BINARY]
+# Usage: scripts/gpu-check.sh [SWIFTWISE_BINARY] [1|2]
+# With 1 or 2, only that half runs (1: references, op harness, gpu-check with the benchmark, transformers' speed; 2:
+# the fp32 and batch-invariant checks, the profile, PD), for machines that limit a command's time; WORK (default
+# /tmp/gpu-check-work) keeps the checkpoint and references between the halves.
 set -uo pipefail
 BIN=${1:-.build/release/swiftwise}
+PART=${2:-all}
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 for d in /usr/local/cuda-13.0/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
     [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
 done
-WORK=$(mktemp -d)
+WORK=${WORK:-/tmp/gpu-check-work}
+mkdir -p "$WORK"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
-echo "== references (transformers)"
-python3 scripts/gpu_reference.py "$WORK" 2>&1 | grep -v Warning | tail -3
+if [ ! -f "$WORK/reference.json" ]; then
+    echo "== references (transformers)"
+    python3 scripts/gpu_reference.py "$WORK" 2>&1 | grep -v Warning | tail -3
+fi
+if [ "$PART" != 2 ]; then
 echo "== op-by-op harness (bf16, then fp32)"
 "$BIN" gpu-check "$WORK/ckpt" --ops 2>&1 | tee "$OUT/ops-bf16.txt"
 "$BIN" gpu-check "$WORK/ckpt" --ops --fp32 2>&1 | tee "$OUT/ops-fp32.txt"
@@ -25,6 +33,8 @@ echo "== swiftwise gpu-check"
 echo "== transformers speed"
 python3 scripts/gpu_reference.py "$WORK/bench" --bench 2>&1 | grep -v Warning | tail -2 | tee "$OUT/torch.txt"
 cp "$WORK/bench/torch-bench.json" "$OUT/" 2>/dev/null || true
+fi
+[ "$PART" = 1 ] && exit 0
 echo "== swiftwise gpu-check --fp32 (kernels vs the CPU path at fp32)"
 "$BIN" gpu-check "$WORK/ckpt" --reference "$WORK/reference.json" --cpu --fp32 --json "$OUT/swiftwise-fp32.json" 2>&1 | tee "$OUT/swiftwise-fp32.txt"
 echo "== batch-invariant mode (SWIFTWISE_BATCH_INVARIANT=1)"

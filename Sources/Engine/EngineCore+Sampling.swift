@@ -4,8 +4,8 @@ import Models
 /// How the rows a step samples get their tokens: what each row asks of the backend, and the host sampling of the rows
 /// whose logits come back.
 extension EngineCore {
-    /// Plainly greedy rows need only their argmax (a GPU sends one int instead of the vocabulary); rows sampled
-    /// without penalties or log-probabilities are drawn on the device where the backend can (their uniform taken from
+    /// Plainly greedy rows need only their argmax (a GPU sends one int instead of the vocabulary); rows without
+    /// log-probabilities are drawn on the device where the backend can, penalties included (their uniform taken from
     /// the request's random state here, as the host sampler would take it); the others are sampled on the host from
     /// their logits.
     func rowOutputs(_ sampling: [Sequence]) -> [RowOutput] {
@@ -14,7 +14,7 @@ extension EngineCore {
             let p = s.request.params
             if p.argmaxSuffices { return .argmax }
             guard drawsOnDevice, p.drawSuffices else { return .logits }
-            return .draw(DeviceDraw(p, uniform: s.random.uniform()))
+            return .draw(DeviceDraw(p, prompt: s.request.prompt, output: s.output) { s.random.uniform() })
         }
     }
 

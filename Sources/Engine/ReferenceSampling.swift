@@ -10,6 +10,13 @@ public struct ReferenceSampler {
 
     public init() {}
 
+    /// `row` after `params`' penalties over `prompt` and `output`, as the host sampler applies them.
+    public mutating func penalized(_ row: ArraySlice<Float>, params: SamplingParams, prompt: [Int], output: [Int]) -> [Float] {
+        var values = Array(row)
+        values.withUnsafeMutableBufferPointer { sampler.applyPenalties($0, params: params, prompt: prompt, output: output) }
+        return values
+    }
+
     /// The token drawn from `row` (a copy is scaled) with `params` (no penalties) at `uniform` in [0, 1).
     public mutating func draw(_ row: ArraySlice<Float>, params: SamplingParams, uniform: Float) -> Int {
         var values = Array(row)

@@ -26,11 +26,11 @@ public struct SamplingParams: Sendable, Equatable {
     public var argmaxSuffices: Bool {
         isGreedy && logprobs == nil && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
     }
-    /// Sampled with nothing that needs the logits on the host: temperature, top-k, min-p and top-p only, which a
-    /// device can draw (`RowOutput.draw`).
-    public var drawSuffices: Bool {
-        !isGreedy && logprobs == nil && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
-    }
+    /// Nothing that needs the logits on the host (log-probabilities): a device can draw the token (`RowOutput.draw`),
+    /// penalties included.
+    public var drawSuffices: Bool { logprobs == nil }
+    /// Whether any penalty changes the logits.
+    public var hasPenalties: Bool { repetitionPenalty != 1 || presencePenalty != 0 || frequencyPenalty != 0 }
 }
 
 extension DeviceDraw {
@@ -38,5 +38,20 @@ extension DeviceDraw {
     /// them (exactly 1 at temperature 1).
     public init(_ params: SamplingParams, uniform: Float) {
         self.init(inverseTemperature: 1 / params.temperature, topK: params.topK, topP: params.topP, minP: params.minP, uniform: uniform)
+    }
+
+    /// The draw of a request's next token: its penalties over its prompt and output so far, then its sampling; a
+    /// greedy request's is top-k 1 of the penalized logits at temperature 1 (what the host's argmax picks: the first
+    /// of the largest, NaN below everything), and takes no uniform.
+    public init(_ params: SamplingParams, prompt: [Int], output: [Int], uniform: () -> Float) {
+        if params.isGreedy {
+            self.init(inverseTemperature: 1, topK: 1, topP: 1, minP: 0, uniform: 0)
+        } else {
+            self.init(params, uniform: uniform())
+        }
+        if params.hasPenalties {
+            penalties = DevicePenalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
+                                        presence: params.presencePenalty, prompt: prompt, output: output)
+        }
     }
 }

@@ -1,26 +1,87 @@
 import CUDA
+import Foundation
 import Models
 
 /// Sampling on the device: draw_rows over rows of logits, one token per drawn row written into the token buffer
 /// that argmax_rows fills for the greedy rows, so one download of ints serves both. Each draw's parameters (the
 /// kernel's DrawParams, `stride` bytes) are written into page-locked memory and uploaded with the step's launch.
+/// A row is drawn by a group of `slices` blocks, each holding a slice of the row's keys in shared memory: few rows
+/// spread over every SM, many rows one group each, with as many groups at once as the device has SMs for.
 struct GPUDraw {
     let gpu: GPUContext
+    let function: OpaquePointer
     let params: UInt64
     let host: UnsafeMutableRawPointer
+    /// The groups' barrier words, partial sums and found elements (sizes: the kernel's comment).
+    let words: UInt64, partials: UInt64, results: UInt64
+    /// The most keys a block's shared memory holds.
+    let sliceCapacity: Int
+    let vocab: Int
     /// The kernel's DRAW_THREADS.
-    static let threads = 1024
-    /// DrawParams: inverseTemperature, topP, minP, uniform (Float), topK, row, out, one unused (Int32).
-    static let stride = 32
+    static let threads = 512
+    /// DrawParams: inverseTemperature, topP, minP, uniform (Float), topK, row, out, penaltyCount (Int32), repetition,
+    /// frequency, presence (Float), penaltyStart (Int32).
+    static let stride = 48
+    /// The penalized draws' (token, count) pairs.
+    let penalties: PenaltyEntries
+    /// At most this many blocks to a row (more wait longer at each barrier than they save).
+    static let maxSlices = 32
+    /// At least this many keys to a block, where the device has the SMs to spare.
+    static let minSliceKeys = 2048
+    /// Shared memory for keys tried at load, largest first (the kernel's own shared arrays take about 2.3 KiB more).
+    static let sharedCandidates = [220 << 10, 160 << 10, 96 << 10, 64 << 10, 44 << 10]
 
-    init(_ gpu: GPUContext, rows: Int) throws {
-        self.gpu = gpu
-        params = try gpu.allocate(rows * Self.stride)
-        host = try gpu.allocateHost(rows * Self.stride)
+    /// Builds the sampling module and its buffers; nil, with a warning that says why, when the device cannot run it
+    /// (sampled rows then go to the host sampler).
+    static func make(_ gpu: GPUContext, rows: Int, vocab: Int) -> GPUDraw? {
+        do {
+            let function = try gpu.module(source: GPUKernels.samplingModuleSource, name: "sampling", functions: GPUKernels.samplingNames,
+                                          options: ["--fmad=false"])["draw_rows"]!
+            return try GPUDraw(gpu, function: function, rows: rows, vocab: vocab)
+        } catch {
+            FileHandle.standardError.write(Data("swiftwise: the sampling kernel cannot run here (\(error)); sampled rows are drawn on the host\n".utf8))
+            return nil
+        }
     }
 
-    /// DrawParams of `draw` from logits row `row`, its token going to `out[outIndex]`, at `index` of `buffer`.
-    static func write(_ draw: DeviceDraw, row: Int, outIndex: Int, at index: Int, into buffer: UnsafeMutableRawPointer) {
+    init(_ gpu: GPUContext, function: OpaquePointer, rows: Int, vocab: Int) throws {
+        guard let shared = Self.sharedCandidates.first(where: { (try? gpu.allowSharedMemory(function, bytes: $0)) != nil }) else {
+            throw GPUError.call("cuFuncSetAttribute(draw_rows)", code: 1, message: "no shared memory size was allowed")
+        }
+        let capacity = shared / 4
+        guard Self.slicesNeeded(vocab: vocab, capacity: capacity) <= gpu.multiprocessors else {
+            throw GPUError.call("draw_rows", code: 1, message: "a vocabulary of \(vocab) does not fit the shared memory of \(gpu.multiprocessors) blocks")
+        }
+        self.gpu = gpu
+        self.function = function
+        self.vocab = vocab
+        sliceCapacity = capacity
+        params = try gpu.allocate(rows * Self.stride)
+        host = try gpu.allocateHost(rows * Self.stride)
+        let sms = gpu.multiprocessors
+        let barrierWords = try gpu.allocate(2 * sms * 4)
+        let zeros = [UInt32](repeating: 0, count: 2 * sms)
+        try zeros.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: barrierWords) }
+        words = barrierWords
+        partials = try gpu.allocate(2 * sms * 256 * 8)
+        results = try gpu.allocate(4 * sms * 8)
+        penalties = try PenaltyEntries(gpu, vocab: vocab)
+    }
+
+    static func slicesNeeded(vocab: Int, capacity: Int) -> Int { (vocab + capacity - 1) / capacity }
+
+    /// Blocks to a row and rows drawn at once for `draws` rows on `multiprocessors` SMs: every block of a launch must
+    /// be resident together (they wait for each other), so slices × groups never exceeds the SM count.
+    static func plan(draws: Int, vocab: Int, capacity: Int, multiprocessors: Int) -> (slices: Int, groups: Int) {
+        let spread = min(maxSlices, multiprocessors / max(1, draws), (vocab + minSliceKeys - 1) / minSliceKeys)
+        let slices = max(slicesNeeded(vocab: vocab, capacity: capacity), spread, 1)
+        return (slices, max(1, min(draws, multiprocessors / slices)))
+    }
+
+    /// DrawParams of `draw` from logits row `row`, its token going to `out[outIndex]`, its penalties' pairs at
+    /// `penaltyEntries` of the launch's list, at `index` of `buffer`.
+    static func write(_ draw: DeviceDraw, row: Int, outIndex: Int, penaltyEntries: Range<Int> = 0..<0, at index: Int,
+                      into buffer: UnsafeMutableRawPointer) {
         let p = buffer + index * stride
         p.storeBytes(of: draw.inverseTemperature, toByteOffset: 0, as: Float.self)
         p.storeBytes(of: draw.topP, toByteOffset: 4, as: Float.self)
@@ -29,22 +90,116 @@ struct GPUDraw {
         p.storeBytes(of: Int32(clamping: draw.topK), toByteOffset: 16, as: Int32.self)
         p.storeBytes(of: Int32(row), toByteOffset: 20, as: Int32.self)
         p.storeBytes(of: Int32(outIndex), toByteOffset: 24, as: Int32.self)
-        p.storeBytes(of: Int32(0), toByteOffset: 28, as: Int32.self)
+        p.storeBytes(of: Int32(penaltyEntries.count), toByteOffset: 28, as: Int32.self)
+        p.storeBytes(of: draw.penalties?.repetition ?? 1, toByteOffset: 32, as: Float.self)
+        p.storeBytes(of: draw.penalties?.frequency ?? 0, toByteOffset: 36, as: Float.self)
+        p.storeBytes(of: draw.penalties?.presence ?? 0, toByteOffset: 40, as: Float.self)
+        p.storeBytes(of: Int32(penaltyEntries.lowerBound), toByteOffset: 44, as: Int32.self)
     }
 
     /// Queues the draws (logits row, parameters) over `logits` (rows of `vocab`), each token into `out[row]`, or
     /// `out[i]` for the i-th draw when `byDraw`.
-    func launch(_ function: OpaquePointer, draws: [(row: Int, draw: DeviceDraw)], logits: UInt64, vocab: Int, out: UInt64,
-                byDraw: Bool = false) throws {
+    func launch(draws: [(row: Int, draw: DeviceDraw)], logits: UInt64, out: UInt64, byDraw: Bool = false) throws {
         guard !draws.isEmpty else { return }
-        for (i, d) in draws.enumerated() { Self.write(d.draw, row: d.row, outIndex: byDraw ? i : d.row, at: i, into: host) }
+        try penalties.reserve(draws.reduce(0) { $0 + ($1.draw.penalties.map { $0.prompt.count + $0.output.count } ?? 0) })
+        var entries = 0
+        for (i, d) in draws.enumerated() {
+            let start = entries
+            if let p = d.draw.penalties { entries = penalties.append(p, at: entries) }
+            Self.write(d.draw, row: d.row, outIndex: byDraw ? i : d.row, penaltyEntries: start..<entries, at: i, into: host)
+        }
+        if entries > 0 { try gpu.uploadAsync(penalties.host, bytes: entries * 8, to: penalties.device) }
         try gpu.uploadAsync(host, bytes: draws.count * Self.stride, to: params)
-        try gpu.launch(function, grid: (UInt32(draws.count), 1, 1), block: (UInt32(Self.threads), 1, 1),
-                       [.pointer(logits), .pointer(params), .int32(Int32(vocab)), .pointer(out)], name: "draw_rows")
+        let shape = Self.plan(draws: draws.count, vocab: vocab, capacity: sliceCapacity, multiprocessors: gpu.multiprocessors)
+        let keys = (vocab + shape.slices - 1) / shape.slices
+        try gpu.launch(function, grid: (UInt32(shape.slices), UInt32(shape.groups), 1), block: (UInt32(Self.threads), 1, 1),
+                       sharedBytes: UInt32(keys * 4),
+                       [.pointer(logits), .pointer(params), .int32(Int32(draws.count)), .int32(Int32(vocab)), .pointer(penalties.device),
+                        .pointer(out), .pointer(words), .pointer(partials), .pointer(results)], name: "draw_rows")
     }
 
     func free() {
-        gpu.free(params)
+        for buffer in [params, words, partials, results] { gpu.free(buffer) }
         gpu.freeHost(host)
+        penalties.free()
+    }
+}
+
+/// The (token, count in the output) pairs of a launch's penalized draws in page-locked memory and on the device
+/// (grown when a launch needs more).
+final class PenaltyEntries: @unchecked Sendable {
+    let gpu: GPUContext
+    private(set) var host: UnsafeMutableRawPointer
+    private(set) var device: UInt64
+    private(set) var capacity: Int
+    private var pairs: PenaltyPairs
+
+    init(_ gpu: GPUContext, vocab: Int, capacity: Int = 1 << 16) throws {
+        self.gpu = gpu
+        self.capacity = capacity
+        host = try gpu.allocateHost(capacity * 8)
+        device = try gpu.allocate(capacity * 8)
+        pairs = PenaltyPairs(vocab: vocab)
+    }
+
+    /// Room for `entries` pairs. Called before a launch's pairs are written: the previous launch's copies have
+    /// finished (every step waits for its tokens).
+    func reserve(_ entries: Int) throws {
+        guard entries > capacity else { return }
+        let grown = max(entries, 2 * capacity)
+        let newHost = try gpu.allocateHost(grown * 8), newDevice = try gpu.allocate(grown * 8)
+        free()
+        (host, device, capacity) = (newHost, newDevice, grown)
+    }
+
+    /// Writes the pairs of `penalties` from pair `start` on; returns the end.
+    func append(_ penalties: DevicePenalties, at start: Int) -> Int {
+        pairs.write(penalties, into: host.assumingMemoryBound(to: Int32.self), at: start)
+    }
+
+    func free() {
+        gpu.free(device)
+        gpu.freeHost(host)
+    }
+}
+
+/// One pair (token, its count in the output) per distinct token that a draw's penalties touch: the output's, and the
+/// prompt's where the repetition penalty applies (the others change nothing there), out-of-vocabulary ids skipped.
+/// Scratch by token id finds them without a set per draw.
+struct PenaltyPairs {
+    /// `seen[t] == mark` once t has its pair in the current draw's list; counts: its count in the output.
+    private var seen: [UInt32], counts: [Int32], mark: UInt32 = 0
+
+    init(vocab: Int) {
+        seen = [UInt32](repeating: 0, count: vocab)
+        counts = [Int32](repeating: 0, count: vocab)
+    }
+
+    /// Writes the pairs as Int32 (token, count) from pair `start` of `pairs` on; returns the end.
+    mutating func write(_ penalties: DevicePenalties, into pairs: UnsafeMutablePointer<Int32>, at start: Int) -> Int {
+        mark &+= 1
+        if mark == 0 {  // wrapped: old marks could equal the new one
+            for i in seen.indices { seen[i] = 0 }
+            mark = 1
+        }
+        let vocab = seen.count, mark = mark
+        var end = start
+        seen.withUnsafeMutableBufferPointer { seen in
+            counts.withUnsafeMutableBufferPointer { counts in
+                func add(_ tokens: [Int]) {
+                    for t in tokens where t >= 0 && t < vocab && seen[t] != mark {
+                        seen[t] = mark
+                        pairs[2 * end] = Int32(t)
+                        pairs[2 * end + 1] = counts[t]
+                        end += 1
+                    }
+                }
+                for t in penalties.output where t >= 0 && t < vocab { counts[t] += 1 }
+                if penalties.repetition != 1 { add(penalties.prompt) }
+                add(penalties.output)
+                for t in penalties.output where t >= 0 && t < vocab { counts[t] = 0 }
+            }
+        }
+        return end
     }
 }

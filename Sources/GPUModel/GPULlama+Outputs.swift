@@ -38,7 +38,7 @@ extension GPULlama {
             }
             if !drawn.isEmpty {
                 precondition(drawsOnDevice, "draw rows asked of a backend with device sampling off")
-                try timed("draw_rows") { try drawing.launch(drawRows!, draws: drawn, logits: logits, vocab: V, out: argmax.out) }
+                try timed("draw_rows") { try drawing!.launch(draws: drawn, logits: logits, out: argmax.out) }
             }
             try timed("download tokens") { try gpu.download(argmax.out, bytes: rows * 4, into: hostArgmaxes) }
             let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
@@ -63,19 +63,21 @@ extension GPULlama {
     }
 
     /// Draws on the device from the given logits rows (uploaded into the logits buffer; `vocabSize` floats each, at
-    /// most `maxLogitRows`), `repeats` times over (the last launch's tokens returned): gpu-check compares draw_rows
-    /// with the host sampler and times it.
-    public func drawOnDevice(rows: [Float], draws: [(row: Int, draw: DeviceDraw)], repeats: Int = 1) throws -> [Int] {
+    /// most `maxLogitRows`), `perLaunch` draws a launch (at most `maxLogitRows`), `repeats` times over (the last
+    /// launch's tokens returned): gpu-check compares draw_rows with the exact reference, across launch shapes, and
+    /// times it.
+    public func drawOnDevice(rows: [Float], draws: [(row: Int, draw: DeviceDraw)], repeats: Int = 1, perLaunch: Int? = nil) throws -> [Int] {
         try gpu.makeCurrent()
         let V = config.vocabSize
-        guard let drawRows else { throw GPUError.compile("sampling", log: "draw_rows could not be built at load (the warning printed then says why)") }
+        guard let drawing else { throw GPUError.compile("sampling", log: "draw_rows could not be built at load (the warning printed then says why)") }
         precondition(rows.count % V == 0 && rows.count / V <= maxLogitRows && draws.allSatisfy { $0.row < rows.count / V })
         try rows.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: logits) }
         var tokens: [Int] = []
-        for start in stride(from: 0, to: draws.count, by: maxLogitRows) {
-            let part = Array(draws[start..<min(draws.count, start + maxLogitRows)])
+        let step = min(maxLogitRows, max(1, perLaunch ?? maxLogitRows))
+        for start in stride(from: 0, to: draws.count, by: step) {
+            let part = Array(draws[start..<min(draws.count, start + step)])
             for _ in 0..<repeats {
-                try drawing.launch(drawRows, draws: part, logits: logits, vocab: V, out: argmax.out, byDraw: true)
+                try drawing.launch(draws: part, logits: logits, out: argmax.out, byDraw: true)
             }
             try gpu.download(argmax.out, bytes: part.count * 4, into: hostArgmaxes)
             let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)

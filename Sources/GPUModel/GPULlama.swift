@@ -35,9 +35,8 @@ public final class GPULlama: @unchecked Sendable {
     let ints: UInt64
     /// argmax_rows' buffers (`GPUArgmax`).
     let argmax: GPUArgmax
-    /// draw_rows' parameters (`GPUDraw`), and the kernel (its own module; nil when it could not be built).
-    let drawing: GPUDraw
-    let drawRows: OpaquePointer?
+    /// draw_rows, its parameters and scratch (`GPUDraw`; its own module; nil where it could not be built or run).
+    let drawing: GPUDraw?
     let intCapacity: Int
     /// Split-attention partials (few-row steps): [row][head][split][head_dim + 2].
     let partials: UInt64
@@ -83,13 +82,13 @@ public final class GPULlama: @unchecked Sendable {
     /// Steps of many rows write the gate|up GEMM's output as bf16 (`SWIFTWISE_BF16_GATE_UP=0`: fp32).
     public var bf16GateUpOutput = ProcessInfo.processInfo.environment["SWIFTWISE_BF16_GATE_UP"] != "0"
     /// Sampled rows without penalties or log-probabilities are drawn on the device (`draw_rows`), one int a row to the
-    /// host, with `SWIFTWISE_DEVICE_SAMPLING=1` (or true here); otherwise their logits go to the host sampler. Off by
-    /// default until gpu-check has compared draw_rows with the exact reference on a GPU (it has not run on one yet).
+    /// host, unless `SWIFTWISE_DEVICE_SAMPLING=0` (or false here) sends their logits to the host sampler. gpu-check
+    /// compares draw_rows with the exact reference (`ExactDraw`) on every run.
     public var drawsOnDevice: Bool {
-        get { deviceSampling && drawRows != nil }
+        get { deviceSampling && drawing != nil }
         set { deviceSampling = newValue }
     }
-    private var deviceSampling = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] == "1"
+    private var deviceSampling = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] != "0"
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
     /// Batch-1 decode steps as one persistent kernel (`decode_step_persistent`; same bits as the fused kernels);
@@ -127,13 +126,6 @@ public final class GPULlama: @unchecked Sendable {
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
                                    options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
         gemms = GPUGemm(gpu: gpu, functions: functions, elementBytes: fp32 ? 4 : 2)
-        do {
-            drawRows = try gpu.module(source: GPUKernels.samplingModuleSource, name: "sampling", functions: GPUKernels.samplingNames,
-                                      options: ["--fmad=false"])["draw_rows"]
-        } catch {
-            drawRows = nil
-            FileHandle.standardError.write(Data("swiftwise: the sampling kernel could not be built (\(error)); sampled rows are drawn on the host\n".utf8))
-        }
         let store = checkpoint.store, naming = checkpoint.naming
         var bytes = 0
         func info(_ name: String, _ shape: [Int]) throws -> GGUFTensorInfo {
@@ -226,7 +218,7 @@ public final class GPULlama: @unchecked Sendable {
         ints = try gpu.allocate(intCapacity * 4)
         partials = try gpu.allocate(sizes.partials)
         argmax = try GPUArgmax(gpu, rows: maxLogitRows)
-        drawing = try GPUDraw(gpu, rows: maxLogitRows)
+        drawing = GPUDraw.make(gpu, rows: maxLogitRows, vocab: c.vocabSize)
         splitCounters = try Self.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads), gpu)  // zero bits
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
@@ -257,7 +249,7 @@ public final class GPULlama: @unchecked Sendable {
         gpu.freeHost(hostMeta)
         gpu.freeHost(hostLogits)
         gpu.freeHost(hostArgmaxes)
-        gpu.freeHost(drawing.host)
+        drawing?.free()
     }
 
     static func upload(_ values: [Float], _ gpu: GPUContext) throws -> UInt64 {

@@ -67,22 +67,54 @@ public enum RowOutput: Sendable, Equatable {
     public var needsLogits: Bool { self == .logits }
 }
 
-/// A draw as the engine's host sampler makes it, for a device to make instead: the logits scaled by
-/// `inverseTemperature`, truncated by top-k (0: off), min-p (0: off) and top-p (1: off), and the kept weights walked
-/// to `uniform` (in [0, 1), from the request's random state: the same stream as on the host).
+/// A draw as the engine's host sampler makes it, for a device to make instead: the penalties (nil: none), the
+/// logits scaled by `inverseTemperature`, truncated by top-k (0: off), min-p (0: off) and top-p (1: off), and the
+/// kept weights walked to `uniform` (in [0, 1), from the request's random state: the same stream as on the host).
+/// A greedy row with penalties is the draw of top-k 1 at temperature 1.
 public struct DeviceDraw: Sendable, Equatable {
     public var inverseTemperature: Float
     public var topK: Int
     public var topP: Float
     public var minP: Float
     public var uniform: Float
+    public var penalties: DevicePenalties?
 
-    public init(inverseTemperature: Float, topK: Int, topP: Float, minP: Float, uniform: Float) {
+    public init(inverseTemperature: Float, topK: Int, topP: Float, minP: Float, uniform: Float, penalties: DevicePenalties? = nil) {
         self.inverseTemperature = inverseTemperature
         self.topK = topK
         self.topP = topP
         self.minP = minP
         self.uniform = uniform
+        self.penalties = penalties
+    }
+}
+
+/// vLLM's penalties as the host sampler applies them, before temperature: every distinct token of `prompt` and
+/// `output` has its logit divided by `repetition` when positive, multiplied when not; then each token of `output`
+/// loses `frequency` × its count there + `presence`. The arrays are the request's own (no copy is made).
+public struct DevicePenalties: Sendable, Equatable {
+    public var repetition: Float
+    public var frequency: Float
+    public var presence: Float
+    public var prompt: [Int]
+    public var output: [Int]
+
+    public init(repetition: Float, frequency: Float, presence: Float, prompt: [Int], output: [Int]) {
+        self.repetition = repetition
+        self.frequency = frequency
+        self.presence = presence
+        self.prompt = prompt
+        self.output = output
+    }
+
+    /// One token's penalized logit, with the host sampler's arithmetic (Float, in its order): `count` is the token's
+    /// count in the output.
+    @inlinable
+    public func apply(_ logit: Float, count: Int) -> Float {
+        var v = logit
+        if repetition != 1 { v = v > 0 ? v / repetition : v * repetition }
+        if count > 0 && (frequency != 0 || presence != 0) { v -= frequency * Float(count) + presence }
+        return v
     }
 }
 

@@ -50,10 +50,42 @@ extension GPUCheckCommand {
                 }
             }
         }
+        // Penalties (applied on the device to the keys it draws from, the logits untouched): on the model's rows, each
+        // setting with a prompt and an output that share tokens, greedy and sampled, against the exact draw from the
+        // host-penalized row.
+        let penaltySettings: [(temperature: Float, topP: Float, repetition: Float, frequency: Float, presence: Float)] = [
+            (0, 1, 1.3, 0, 0), (0, 1, 1, 0.5, 0.2), (0.8, 0.95, 1.2, 0, 0), (1, 1, 1, 0.4, 0.3), (0.7, 0.9, 1.1, 0.2, -0.5),
+        ]
+        let penaltyPrompt = prompt + [17, 4242, 999], penaltyOutput = [31337, 4242, 17, 4242, 5, V - 1, 31337, 4242]
+        for r in 0..<4 {
+            let row = rows[r * V..<(r + 1) * V]
+            for s in penaltySettings {
+                var params = SamplingParams()
+                (params.temperature, params.topP) = (s.temperature, s.topP)
+                (params.repetitionPenalty, params.frequencyPenalty, params.presencePenalty) = (s.repetition, s.frequency, s.presence)
+                let penalized = reference.penalized(row, params: params, prompt: penaltyPrompt, output: penaltyOutput)
+                var plain = params
+                (plain.repetitionPenalty, plain.frequencyPenalty, plain.presencePenalty) = (1, 0, 0)
+                if params.isGreedy { (plain.temperature, plain.topK) = (1, 1) }
+                let candidates = ExactDraw(penalized[...], params: plain)
+                for u in uniforms.prefix(params.isGreedy ? 1 : 16) {
+                    draws.append((r, DeviceDraw(params, prompt: penaltyPrompt, output: penaltyOutput) { u }))
+                    exact.append(candidates.token(at: params.isGreedy ? 0 : u))
+                    host.append(params.isGreedy ? Logits.argmax(penalized) : reference.draw(penalized[...], params: plain, uniform: u))
+                }
+            }
+        }
         let tokens = try llama.drawOnDevice(rows: rows, draws: draws)
         let fromExact = zip(tokens, exact).filter { $0 != $1 }.count
         let hostFromExact = zip(host, exact).filter { $0 != $1 }.count
         let fromHost = zip(tokens, host).filter { $0 != $1 }.count
+        // The launch shape must not matter: a lone draw spreads over 32 blocks, 8 draws over 16 blocks each, and a
+        // launch of 256 draws loops over its rows with a few blocks to each (the tokens above).
+        let sample = Array(stride(from: 0, to: draws.count, by: 37))
+        let alone = try llama.drawOnDevice(rows: rows, draws: sample.map { draws[$0] }, perLaunch: 1)
+        let eights = try llama.drawOnDevice(rows: rows, draws: sample.map { draws[$0] }, perLaunch: 8)
+        let shapes = sample.indices.filter { alone[$0] != tokens[sample[$0]] || eights[$0] != tokens[sample[$0]] }.count
+        print("draw_rows across launch shapes (1, 8 and 256 draws a launch): \(shapes) of \(sample.count) draws differ")
         var shown = 0
         for i in draws.indices where tokens[i] != exact[i] && shown < 8 {
             shown += 1
@@ -73,9 +105,9 @@ extension GPUCheckCommand {
             return (try seconds(51) - seconds(1)) / 50 * 1e6  // the upload and download cancel out
         }
         let one = try launchMicroseconds(1), many = try launchMicroseconds(32)
-        print(String(format: "draw_rows: %d of %d draws differ from the exact reference (%d rows, %d settings, 64 uniforms); from the host sampler %d (the host sampler from the exact reference: %d); a launch of 1 draw %.0f µs, of 32 draws %.0f µs (top_p 0.95)",
+        print(String(format: "draw_rows: %d of %d draws differ from the exact reference (%d rows, %d settings, 64 uniforms; penalties: 4 rows, 5 settings); from the host sampler %d (the host sampler from the exact reference: %d); a launch of 1 draw %.0f µs, of 32 draws %.0f µs (top_p 0.95)",
                      fromExact, draws.count, rowCount, settings.count, fromHost, hostFromExact, one, many))
         return ["draws": draws.count, "differing_from_exact": fromExact, "differing_from_host": fromHost, "host_differing_from_exact": hostFromExact,
-                "launch_1_us": one, "launch_32_us": many]
+                "launch_1_us": one, "launch_32_us": many, "differing_across_launch_shapes": shapes]
     }
 }

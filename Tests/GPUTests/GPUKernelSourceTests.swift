@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import Models
 import XCTest
 
@@ -150,12 +151,23 @@ final class GPUKernelSourceTests: XCTestCase {
     func testDrawParamsLayout() throws {
         let source = GPUKernels.samplingSource
         XCTAssertTrue(source.contains("float inverseTemperature, topP, minP, uniform;"))
-        XCTAssertTrue(source.contains("int topK, row, out, unused;"))
-        XCTAssertEqual(GPUDraw.stride, 32)
+        XCTAssertTrue(source.contains("int topK, row, out, penaltyCount;"))
+        XCTAssertTrue(source.contains("float repetition, frequency, presence;\n    int penaltyStart;"))
+        XCTAssertEqual(GPUDraw.stride, 48)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2 * GPUDraw.stride, alignment: 16)
         defer { buffer.deallocate() }
         let draw = DeviceDraw(inverseTemperature: 1.25, topK: 40, topP: 0.9, minP: 0.05, uniform: 0.5)
         GPUDraw.write(draw, row: 7, outIndex: 3, at: 1, into: buffer)
+        XCTAssertEqual((buffer + GPUDraw.stride).load(fromByteOffset: 28, as: Int32.self), 0)  // no penalties
+        XCTAssertEqual((buffer + GPUDraw.stride).load(fromByteOffset: 32, as: Float.self), 1)
+        var penalized = draw
+        penalized.penalties = DevicePenalties(repetition: 1.2, frequency: 0.5, presence: -0.25, prompt: [1], output: [2])
+        GPUDraw.write(penalized, row: 7, outIndex: 3, penaltyEntries: 10..<14, at: 0, into: buffer)
+        XCTAssertEqual(buffer.load(fromByteOffset: 28, as: Int32.self), 4)
+        XCTAssertEqual(buffer.load(fromByteOffset: 32, as: Float.self), 1.2)
+        XCTAssertEqual(buffer.load(fromByteOffset: 36, as: Float.self), 0.5)
+        XCTAssertEqual(buffer.load(fromByteOffset: 40, as: Float.self), -0.25)
+        XCTAssertEqual(buffer.load(fromByteOffset: 44, as: Int32.self), 10)
         let p = buffer + GPUDraw.stride
         XCTAssertEqual(p.load(fromByteOffset: 0, as: Float.self), 1.25)
         XCTAssertEqual(p.load(fromByteOffset: 4, as: Float.self), 0.9)
@@ -166,6 +178,66 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertEqual(p.load(fromByteOffset: 24, as: Int32.self), 3)
         GPUDraw.write(DeviceDraw(inverseTemperature: 1, topK: Int.max, topP: 1, minP: 0, uniform: 0), row: 0, outIndex: 0, at: 0, into: buffer)
         XCTAssertEqual(buffer.load(fromByteOffset: 16, as: Int32.self), Int32.max)  // clamped, not trapped
+    }
+
+    /// draw_rows' launch shape: a lone row spread over many blocks, many rows one group each, never more blocks than
+    /// SMs (they wait for each other), and never more keys to a block than its shared memory holds.
+    func testDrawLaunchPlan() {
+        let vocab = 128_256, capacity = (220 << 10) / 4
+        XCTAssertEqual(GPUDraw.plan(draws: 1, vocab: vocab, capacity: capacity, multiprocessors: 132).slices, GPUDraw.maxSlices)
+        let b32 = GPUDraw.plan(draws: 32, vocab: vocab, capacity: capacity, multiprocessors: 132)
+        XCTAssertEqual(b32.slices, 4)
+        XCTAssertEqual(b32.groups, 32)
+        for draws in [1, 2, 7, 32, 33, 64, 200, 256] {
+            for (sms, cap) in [(132, capacity), (108, (160 << 10) / 4), (40, (44 << 10) / 4), (12, (44 << 10) / 4)] {
+                let p = GPUDraw.plan(draws: draws, vocab: vocab, capacity: cap, multiprocessors: sms)
+                XCTAssertLessThanOrEqual(p.slices * p.groups, sms, "\(draws) draws on \(sms) SMs")
+                XCTAssertLessThanOrEqual((vocab + p.slices - 1) / p.slices, cap)
+                XCTAssertGreaterThanOrEqual(p.groups, 1)
+                XCTAssertLessThanOrEqual(p.groups, draws)
+            }
+        }
+        // Where the row does not fit the shared memory of every SM, GPUDraw.make declines (rows go to the host).
+        XCTAssertGreaterThan(GPUDraw.slicesNeeded(vocab: vocab, capacity: (44 << 10) / 4), 11)
+        // A small vocabulary keeps at least minSliceKeys to a block.
+        XCTAssertEqual(GPUDraw.plan(draws: 1, vocab: 4096, capacity: capacity, multiprocessors: 132).slices, 2)
+        XCTAssertEqual(GPUDraw.plan(draws: 1, vocab: 256, capacity: capacity, multiprocessors: 132).slices, 1)
+    }
+
+    /// The pairs a penalized draw sends to the device: one per distinct token (the prompt's only where the
+    /// repetition penalty applies), each with its count in the output, ids outside the vocabulary skipped; applied
+    /// with DevicePenalties.apply (draw_penalized's arithmetic), they give the host sampler's penalized row, bit for
+    /// bit. The scratch is reused from draw to draw.
+    func testPenaltyPairs() {
+        let vocab = 500
+        var pairs = PenaltyPairs(vocab: vocab)
+        let buffer = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * 2000)
+        defer { buffer.deallocate() }
+        var generator = SystemRandomNumberGenerator()
+        var reference = ReferenceSampler()
+        var start = 0
+        for trial in 0..<30 {
+            let prompt = (0..<Int.random(in: 0...200, using: &generator)).map { _ in Int.random(in: -3..<(vocab + 3), using: &generator) }
+            let output = (0..<Int.random(in: 0...60, using: &generator)).map { _ in Int.random(in: -3..<(vocab + 3), using: &generator) }
+            var params = SamplingParams()
+            params.repetitionPenalty = trial % 3 == 0 ? 1 : Float.random(in: 0.5...2, using: &generator)
+            params.frequencyPenalty = trial % 4 == 1 ? 0 : Float.random(in: -1...1, using: &generator)
+            params.presencePenalty = trial % 5 == 2 ? 0 : Float.random(in: -1...1, using: &generator)
+            let penalties = DevicePenalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
+                                            presence: params.presencePenalty, prompt: prompt, output: output)
+            let end = pairs.write(penalties, into: buffer, at: start)
+            let written = (start..<end).map { (Int(buffer[2 * $0]), Int(buffer[2 * $0 + 1])) }
+            let touched = Set(output + (params.repetitionPenalty != 1 ? prompt : [])).filter { $0 >= 0 && $0 < vocab }
+            XCTAssertEqual(Set(written.map(\.0)), touched, "trial \(trial)")
+            XCTAssertEqual(written.count, touched.count)
+            for (t, c) in written { XCTAssertEqual(c, output.count { $0 == t }) }
+            let row = (0..<vocab).map { _ in Float.random(in: -8...8, using: &generator) }
+            var device = row
+            for (t, c) in written { device[t] = penalties.apply(row[t], count: c) }
+            let host = reference.penalized(row[...], params: params, prompt: prompt, output: output)
+            XCTAssertEqual(device.map(\.bitPattern), host.map(\.bitPattern), "trial \(trial)")
+            start = end % 1000
+        }
     }
 
     /// The CUlaunchConfig + CUlaunchAttribute bytes given to cuLaunchKernelEx, at the driver header's offsets: one

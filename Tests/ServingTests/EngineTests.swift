@@ -274,7 +274,7 @@ extension Serving {
             #expect(backend.lock.withLock { backend.mixedSteps } > 0)
         }
 
-        @Test("rows sampled without penalties or logprobs are drawn on a device that can, with the request's parameters and random stream; greedy, drawn and host-sampled rows in one step each get their own tokens")
+        @Test("sampled rows without logprobs are drawn on a device that can, with the request's parameters and random stream; greedy, drawn and host-sampled rows in one step each get their own tokens")
         func deviceDraws() async throws {
             let (engine, backend) = Self.countingEngine(draws: true)
             defer { engine.shutdown() }
@@ -303,6 +303,35 @@ extension Serving {
             #expect(await hostTogether == hostAlone)
             #expect(greedyTogether == greedyAlone)
             #expect(backend.lock.withLock { backend.stepsWithEveryKind } > 0)
+        }
+
+        @Test("rows with penalties are drawn on a device that can, with the request's prompt and output so far; a greedy one as top-k 1 at temperature 1, taking no uniform; rows with logprobs stay on the host")
+        func deviceDrawsWithPenalties() async throws {
+            let (engine, backend) = Self.countingEngine(draws: true)
+            defer { engine.shutdown() }
+            let prompt = Self.prompts(1, maxLength: 30)[0]
+            var sampled = Self.params(temperature: 0.9, topP: 0.9, seed: 5, maxTokens: 6)
+            (sampled.repetitionPenalty, sampled.frequencyPenalty, sampled.presencePenalty) = (1.2, 0.3, 0.1)
+            let tokens = await Self.tokens(try engine.submit(EngineRequest(id: "penalized", prompt: prompt, params: sampled)))
+            var random = RequestRandom(seed: 5)
+            #expect(tokens == (0..<6).map { _ in Int(random.uniform() * 1000) })
+            var draws = backend.lock.withLock { backend.draws }
+            #expect(draws.count == 6)
+            for (i, d) in draws.enumerated() {
+                #expect(d.penalties == DevicePenalties(repetition: 1.2, frequency: 0.3, presence: 0.1, prompt: prompt, output: Array(tokens.prefix(i))))
+                #expect(d.inverseTemperature == 1 / Float(0.9) && d.topP == 0.9)
+            }
+            var greedy = Self.params(temperature: 0, maxTokens: 4)
+            greedy.repetitionPenalty = 1.3
+            _ = await Self.tokens(try engine.submit(EngineRequest(id: "greedy-penalized", prompt: prompt, params: greedy)))
+            draws = backend.lock.withLock { Array(backend.draws.dropFirst(6)) }
+            #expect(draws.count == 4)
+            #expect(draws.allSatisfy { $0.topK == 1 && $0.inverseTemperature == 1 && $0.uniform == 0 && $0.penalties?.repetition == 1.3 })
+            #expect(backend.counts == (0, 0))
+            var withLogprobs = sampled
+            withLogprobs.logprobs = 2
+            _ = await Self.tokens(try engine.submit(EngineRequest(id: "logprobs", prompt: prompt, params: withLogprobs)))
+            #expect(backend.counts == (6, 0))
         }
 
         @Test("six seeded sampled requests at once (rows sampled on several threads) each give their tokens alone")
