@@ -24,8 +24,9 @@ struct GPUDraw {
     static let stride = 48
     /// The penalized draws' (token, count) pairs.
     let penalties: PenaltyEntries
-    /// At most this many blocks to a row (more wait longer at each barrier than they save).
-    static let maxSlices = 32
+    /// At most this many blocks to a row (more wait longer at each barrier than they save); `SWIFTWISE_DRAW_MAX_SLICES`
+    /// overrides it (gpu-check's comparisons).
+    static let maxSlices = max(1, Int(ProcessInfo.processInfo.environment["SWIFTWISE_DRAW_MAX_SLICES"] ?? "") ?? 32)
     /// At least this many keys to a block, where the device has the SMs to spare.
     static let minSliceKeys = 2048
     /// Shared memory for keys tried at load, largest first (the kernel's own shared arrays take about 2.3 KiB more).
