@@ -5,5 +5,5 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks against peers measured in the same run.",
-        subcommands: [ServeBenchCommand.self, CompareBenchCommand.self, PDBenchCommand.self, KVStoreBenchCommand.self, ProxyBenchCommand.self, ModelBenchCommand.self, StubNodeCommand.self])
+        subcommands: [ServeBenchCommand.self, CompareBenchCommand.self, PDBenchCommand.self, KVStoreBenchCommand.self, ProxyBenchCommand.self, ModelBenchCommand.self, SamplerBenchCommand.self, StubNodeCommand.self])
 }

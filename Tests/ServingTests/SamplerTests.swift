@@ -68,6 +68,34 @@ struct SamplerTests {
         #expect(checked == 270)
     }
 
+    @Test("the nucleus' radix sort orders as the comparison does: larger logit first, equal ones (and -0 with +0) by id, NaN last; any subset, any order of ids")
+    func radixSortOrdersAsBelow() {
+        var random = RequestRandom(seed: 3)
+        let specials: [Float] = [.nan, -.nan, 0, -0, .infinity, -.infinity, 1, -1, 0.5, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]
+        var row = (0..<70_000).map { i -> Float in
+            let u = random.uniform()
+            if u < 0.2 { return specials[i % specials.count] }
+            if u < 0.5 { return Float(Int(random.uniform() * 8)) - 4 }  // ties
+            return (random.uniform() - 0.5) * 40
+        }
+        var keys = [UInt64](repeating: 0, count: 2 * row.count)
+        for trial in 0..<6 {
+            var ids = (0..<Int32(row.count)).filter { _ in trial == 0 || random.uniform() < 0.6 }
+            for i in ids.indices.reversed() where random.uniform() < 0.5 { ids.swapAt(i, Int(random.uniform() * Float(i + 1))) }
+            let expected = row.withUnsafeMutableBufferPointer { r in ids.sorted { Sampler.below(r, $1, $0) } }
+            let n = ids.count
+            row.withUnsafeMutableBufferPointer { r in
+                ids.withUnsafeMutableBufferPointer { idBuffer in
+                    keys.withUnsafeMutableBufferPointer { k in
+                        Sampler.sortByRank(idBuffer, r, keys: UnsafeMutableBufferPointer(rebasing: k[0..<n]),
+                                           spare: UnsafeMutableBufferPointer(rebasing: k[n..<2 * n]))
+                    }
+                }
+            }
+            #expect(ids == expected, "trial \(trial)")
+        }
+    }
+
     @Test("draws follow the truncated softmax: nothing outside the nucleus, frequencies within 1.5% of the probabilities")
     func drawFrequencies() {
         let logits: [Float] = [2, 1.5, 1, 0.5, 0, -0.5, -1, -3]
