@@ -56,7 +56,7 @@ struct Sampler {
     /// The penalties' scratch by token id: `seen[t] == stamp` once t is penalized for this row; output counts.
     private var seen: [UInt32] = [], stamp: UInt32 = 0
     private var counts: [Int32] = []
-    /// The nucleus' bands as rank keys (`rankKey`), and as much room again, for `sortByRank`.
+    /// The nucleus' bands as sort keys, and as much room again, for `sortByRank`.
     private var sortKeys: [UInt64] = []
 
     /// Picks the next token from one row of logits (modified in place). `prompt` and `output` feed the penalties.
@@ -133,51 +133,50 @@ struct Sampler {
         var sorted: Bool
     }
 
-    /// An integer that orders as `below` ranks, larger first: the logit's order-preserving bits (NaN 0, below
-    /// everything; -0 as +0, which compare equal) above the id's complement (equal logits: the lower id first).
+    /// The logit's bits in an order-preserving form: larger value, larger integer; NaN 0, below everything; -0 as
+    /// +0, which compare equal.
     @inline(__always)
-    private static func rankKey(_ value: Float, _ id: Int32) -> UInt64 {
+    private static func orderedBits(_ value: Float) -> UInt64 {
+        if value.isNaN { return 0 }
         let u = value == 0 ? 0 : value.bitPattern
-        let ordered: UInt32 = value.isNaN ? 0 : (u & 0x8000_0000 != 0 ? ~u : u | 0x8000_0000)
-        return UInt64(ordered) << 32 | UInt64(UInt32.max - UInt32(bitPattern: id))
+        return UInt64(u & 0x8000_0000 != 0 ? ~u : u | 0x8000_0000)
     }
 
-    /// Sorts `ids` most likely first (the order `below` defines): a least-significant-digit radix sort, 8 bits a
-    /// pass, of their rank keys' complements (ascending complements: descending keys) in `keys`, with `spare` as
-    /// much room again. Passes over the id bits no id reaches, and digits that every key shares (most of a logit's
-    /// sign and exponent), move nothing and are skipped. On a flat 128k row whose nucleus keeps most tokens this is
-    /// the sampler's whole cost; Swift's comparison sort took about 20 ms there.
+    /// Sorts `ids` most likely first (the order `below` defines): a least-significant-digit radix sort, 11 bits a
+    /// pass, of keys that order as `below` ranks, smallest first (the logit's ordered bits complemented, above the
+    /// id in as many bits as the largest id needs), in `keys`, with `spare` as much room again: five passes for a
+    /// 128k vocabulary. Digits that every key shares (most of a logit's sign and exponent) move nothing and are
+    /// skipped. On a flat 128k row whose nucleus keeps most tokens this is the sampler's whole cost: Swift's
+    /// comparison sort took about 20 ms there.
     static func sortByRank(_ ids: UnsafeMutableBufferPointer<Int32>, _ row: UnsafeMutableBufferPointer<Float>,
-                                   keys: UnsafeMutableBufferPointer<UInt64>, spare: UnsafeMutableBufferPointer<UInt64>) {
+                           keys: UnsafeMutableBufferPointer<UInt64>, spare: UnsafeMutableBufferPointer<UInt64>) {
         let n = ids.count
         guard n > 1 else { return }
         var source = keys.baseAddress!, destination = spare.baseAddress!
         var largestID: Int32 = 0
-        for i in 0..<n {
-            source[i] = ~rankKey(row[Int(ids[i])], ids[i])
-            largestID = max(largestID, ids[i])
-        }
-        let idBits = 32 - UInt32(bitPattern: largestID).leadingZeroBitCount
-        var counts = InlineArray<256, Int>(repeating: 0)  // on the stack
-        // The id's complement fills the low 32 bits; only its lowest idBits vary (the rest are all ones).
-        for shift in stride(from: 0, to: 64, by: 8) where shift >= 32 || shift < idBits {
-            for d in 0..<256 { counts[d] = 0 }
-            for i in 0..<n { counts[Int(truncatingIfNeeded: source[i] >> UInt64(shift)) & 255] += 1 }
-            if counts[Int(truncatingIfNeeded: source[0] >> UInt64(shift)) & 255] == n { continue }
+        for i in 0..<n { largestID = max(largestID, ids[i]) }
+        let idBits = UInt64(32 - UInt32(bitPattern: largestID).leadingZeroBitCount), idMask: UInt64 = (1 << idBits) - 1
+        for i in 0..<n { source[i] = (0xFFFF_FFFF - orderedBits(row[Int(ids[i])])) << idBits | UInt64(ids[i]) }
+        let digitBits: UInt64 = 11, digits = 1 << digitBits, digitMask = UInt64(digits - 1)
+        var counts = InlineArray<2048, Int>(repeating: 0)  // on the stack
+        for shift in stride(from: 0, to: 32 + idBits, by: Int(digitBits)) {
+            for d in 0..<digits { counts[d] = 0 }
+            for i in 0..<n { counts[Int(truncatingIfNeeded: source[i] >> shift & digitMask)] += 1 }
+            if counts[Int(truncatingIfNeeded: source[0] >> shift & digitMask)] == n { continue }
             var offset = 0
-            for d in 0..<256 {
+            for d in 0..<digits {
                 let c = counts[d]
                 counts[d] = offset
                 offset += c
             }
             for i in 0..<n {
-                let digit = Int(truncatingIfNeeded: source[i] >> UInt64(shift)) & 255
+                let digit = Int(truncatingIfNeeded: source[i] >> shift & digitMask)
                 destination[counts[digit]] = source[i]
                 counts[digit] += 1
             }
             swap(&source, &destination)
         }
-        for i in 0..<n { ids[i] = Int32(bitPattern: UInt32.max - UInt32(truncatingIfNeeded: ~source[i])) }
+        for i in 0..<n { ids[i] = Int32(truncatingIfNeeded: source[i] & idMask) }
     }
 
     /// `a` ranks below `b`: a lower logit, or an equal one at a higher id; NaN ranks below everything.
