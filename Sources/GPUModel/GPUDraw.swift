@@ -72,7 +72,8 @@ struct GPUDraw {
     static func slicesNeeded(vocab: Int, capacity: Int) -> Int { (vocab + capacity - 1) / capacity }
 
     /// Blocks to a row and rows drawn at once for `draws` rows on `multiprocessors` SMs: every block of a launch must
-    /// be resident together (they wait for each other), so slices × groups never exceeds the SM count.
+    /// be resident together (they wait for each other), so slices × groups never exceeds the SM count, and the launch
+    /// is cooperative where the driver can (it then guarantees that, whatever else runs on the device, or fails).
     static func plan(draws: Int, vocab: Int, capacity: Int, multiprocessors: Int) -> (slices: Int, groups: Int) {
         let spread = min(maxSlices, multiprocessors / max(1, draws), (vocab + minSliceKeys - 1) / minSliceKeys)
         let slices = max(slicesNeeded(vocab: vocab, capacity: capacity), spread, 1)
@@ -116,7 +117,8 @@ struct GPUDraw {
         try gpu.launch(function, grid: (UInt32(shape.slices), UInt32(shape.groups), 1), block: (UInt32(Self.threads), 1, 1),
                        sharedBytes: UInt32(keys * 4),
                        [.pointer(logits), .pointer(params), .int32(Int32(draws.count)), .int32(Int32(vocab)), .pointer(penalties.device),
-                        .pointer(out), .pointer(words), .pointer(partials), .pointer(results)], name: "draw_rows")
+                        .pointer(out), .pointer(words), .pointer(partials), .pointer(results)], name: "draw_rows",
+                       cooperative: gpu.cooperativeLaunch)
     }
 
     func free() {
