@@ -70,7 +70,7 @@ struct Sampler {
             let logZ = Self.logSumExp(row)
             result.logprob = row[token] - logZ
             if n > 0 {
-                result.top = Self.topIndices(row, count: n).map { ($0, row[$0] - logZ) }
+                result.top = Self.topLogprobs(row, count: n, logZ: logZ)
             }
         }
         return result
@@ -353,17 +353,19 @@ struct Sampler {
         }
     }
 
-    /// Indices of the `count` largest values, descending (ties by id).
-    static func topIndices(_ row: UnsafeMutableBufferPointer<Float>, count: Int) -> [Int] {
-        var best: [Int] = []
+    /// The `count` largest values as (index, value − logZ), descending (ties by id), built in the array returned
+    /// (one allocation a row: the result's own).
+    static func topLogprobs(_ row: UnsafeMutableBufferPointer<Float>, count: Int, logZ: Float) -> [(token: Int, logprob: Float)] {
+        var best: [(token: Int, logprob: Float)] = []
         best.reserveCapacity(count + 1)
         for i in row.indices {
-            if best.count == count, let last = best.last, row[i] <= row[last] { continue }
+            if best.count == count, let last = best.last, row[i] <= row[last.token] { continue }
             var j = best.count
-            while j > 0, row[best[j - 1]] < row[i] { j -= 1 }
-            best.insert(i, at: j)
+            while j > 0, row[best[j - 1].token] < row[i] { j -= 1 }
+            best.insert((i, row[i]), at: j)
             if best.count > count { best.removeLast() }
         }
+        for k in best.indices { best[k].logprob -= logZ }
         return best
     }
 

@@ -96,6 +96,16 @@ struct SamplerTests {
         }
     }
 
+    @Test("top log-probabilities: the n largest logits, descending, ties to the lower id, each minus log Z")
+    func topLogprobs() {
+        var random = RequestRandom(seed: 9)
+        var row = (0..<5000).map { _ in Float(Int(random.uniform() * 40)) / 4 }  // many ties
+        let expected = Array(Self.sortedIDs(row).prefix(7))
+        let top = row.withUnsafeMutableBufferPointer { Sampler.topLogprobs($0, count: 7, logZ: 2.5) }
+        #expect(top.map(\.token) == expected)
+        #expect(top.map(\.logprob) == expected.map { row[$0] - 2.5 })
+    }
+
     @Test("draws follow the truncated softmax: nothing outside the nucleus, frequencies within 1.5% of the probabilities")
     func drawFrequencies() {
         let logits: [Float] = [2, 1.5, 1, 0.5, 0, -0.5, -1, -3]
