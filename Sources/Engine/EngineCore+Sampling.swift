@@ -4,16 +4,16 @@ import Models
 /// How the rows a step samples get their tokens: what each row asks of the backend, and the host sampling of the rows
 /// whose logits come back.
 extension EngineCore {
-    /// Plainly greedy rows need only their argmax (a GPU sends one int instead of the vocabulary); rows without
-    /// log-probabilities are drawn on the device where the backend can, penalties included (their uniform taken from
-    /// the request's random state here, as the host sampler would take it); the others are sampled on the host from
-    /// their logits.
+    /// Plainly greedy rows need only their argmax (a GPU sends one int instead of the vocabulary); other rows are
+    /// drawn on the device where the backend can, penalties included, and with log-probabilities where it reports
+    /// them (their uniform taken from the request's random state here, as the host sampler would take it); the others
+    /// are sampled on the host from their logits.
     func rowOutputs(_ sampling: [Sequence]) -> [RowOutput] {
-        let drawsOnDevice = backend.drawsOnDevice
+        let drawsOnDevice = backend.drawsOnDevice, logprobsOnDevice = backend.drawsLogprobsOnDevice
         return sampling.map { s in
             let p = s.request.params
             if p.argmaxSuffices { return .argmax }
-            guard drawsOnDevice, p.drawSuffices else { return .logits }
+            guard drawsOnDevice, p.drawSuffices(logprobsOnDevice: logprobsOnDevice) else { return .logits }
             return .draw(DeviceDraw(p, prompt: s.request.prompt, output: s.output) { s.random.uniform() })
         }
     }

@@ -155,14 +155,15 @@ public final class EngineCore: @unchecked Sendable {
         let outputs = rowOutputs(sampling)
         var sampled = [SampledToken](repeating: SampledToken(token: 0, logprob: nil, top: []), count: sampling.count)
         do {
-            try backend.forward(batch, outputs: outputs) { tokens, logits in
+            try backend.forward(batch, outputs: outputs) { tokens, logprobs, logits in
                 var nextToken = 0
                 var rows: [(index: Int, row: Int)] = []  // the rows sampled here: result index, row in `logits`
                 for i in sampling.indices {
                     if outputs[i].needsLogits {
                         rows.append((i, rows.count))
                     } else {
-                        sampled[i] = SampledToken(token: tokens[nextToken], logprob: nil, top: [])
+                        let drawn = logprobs[nextToken]
+                        sampled[i] = SampledToken(token: tokens[nextToken], logprob: drawn?.logprob, top: drawn?.top ?? [])
                         nextToken += 1
                     }
                 }

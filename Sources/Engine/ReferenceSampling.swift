@@ -17,6 +17,21 @@ public struct ReferenceSampler {
         return values
     }
 
+    /// The log-probabilities the host sampler reports for `token` and the `top` most likely tokens of `row` under
+    /// `params` (penalties over `prompt` and `output`, then the temperature's scaling when sampled).
+    public mutating func logprobs(_ row: ArraySlice<Float>, params: SamplingParams, prompt: [Int], output: [Int], token: Int,
+                                  top: Int) -> DrawnLogprobs {
+        var values = penalized(row, params: params, prompt: prompt, output: output)
+        if !params.isGreedy && params.temperature != 1 {
+            let inverse = 1 / params.temperature
+            for i in values.indices { values[i] *= inverse }
+        }
+        return values.withUnsafeMutableBufferPointer { v in
+            let logZ = Sampler.logSumExp(v)
+            return DrawnLogprobs(logprob: v[token] - logZ, top: top > 0 ? Sampler.topLogprobs(v, count: top, logZ: logZ) : [])
+        }
+    }
+
     /// The token drawn from `row` (a copy is scaled) with `params` (no penalties) at `uniform` in [0, 1).
     public mutating func draw(_ row: ArraySlice<Float>, params: SamplingParams, uniform: Float) -> Int {
         var values = Array(row)

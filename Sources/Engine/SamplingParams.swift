@@ -26,9 +26,13 @@ public struct SamplingParams: Sendable, Equatable {
     public var argmaxSuffices: Bool {
         isGreedy && logprobs == nil && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
     }
-    /// Nothing that needs the logits on the host (log-probabilities): a device can draw the token (`RowOutput.draw`),
-    /// penalties included.
-    public var drawSuffices: Bool { logprobs == nil }
+    /// Nothing that needs the logits on the host: a device can draw the token (`RowOutput.draw`), penalties
+    /// included, and log-probabilities where it reports them (`logprobsOnDevice`: at most
+    /// `DeviceDraw.maxTopLogprobs` of them).
+    public func drawSuffices(logprobsOnDevice: Bool) -> Bool {
+        guard let n = logprobs else { return true }
+        return logprobsOnDevice && n <= DeviceDraw.maxTopLogprobs
+    }
     /// Whether any penalty changes the logits.
     public var hasPenalties: Bool { repetitionPenalty != 1 || presencePenalty != 0 || frequencyPenalty != 0 }
 }
@@ -49,6 +53,7 @@ extension DeviceDraw {
         } else {
             self.init(params, uniform: uniform())
         }
+        logprobs = params.logprobs
         if params.hasPenalties {
             penalties = DevicePenalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
                                         presence: params.presencePenalty, prompt: prompt, output: output)

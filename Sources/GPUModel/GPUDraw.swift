@@ -20,8 +20,14 @@ struct GPUDraw {
     /// The kernel's DRAW_THREADS.
     static let threads = 512
     /// DrawParams: inverseTemperature, topP, minP, uniform (Float), topK, row, out, penaltyCount (Int32), repetition,
-    /// frequency, presence (Float), penaltyStart (Int32).
-    static let stride = 48
+    /// frequency, presence (Float), penaltyStart, topLogprobs (-1: none), logprobSlot, two unused (Int32).
+    static let stride = 64
+    /// The kernel's DRAW_LOGPROB_WORDS: a draw's log-probabilities (the drawn token's, the count of pairs, then
+    /// (id, log-probability) pairs).
+    static let logprobWords = 48
+    /// Where the draws that ask for log-probabilities write them (`logprobWords` floats a draw, in the order of those
+    /// draws), on the device and in page-locked memory.
+    let logprobs: UInt64, hostLogprobs: UnsafeMutableRawPointer
     /// The penalized draws' (token, count) pairs.
     let penalties: PenaltyEntries
     /// At most this many blocks to a row (more wait longer at each barrier than they save); `SWIFTWISE_DRAW_MAX_SLICES`
@@ -67,6 +73,8 @@ struct GPUDraw {
         partials = try gpu.allocate(2 * sms * 256 * 8)
         results = try gpu.allocate(4 * sms * 8)
         penalties = try PenaltyEntries(gpu, vocab: vocab)
+        logprobs = try gpu.allocate(rows * Self.logprobWords * 4)
+        hostLogprobs = try gpu.allocateHost(rows * Self.logprobWords * 4)
     }
 
     static func slicesNeeded(vocab: Int, capacity: Int) -> Int { (vocab + capacity - 1) / capacity }
@@ -82,8 +90,8 @@ struct GPUDraw {
 
     /// DrawParams of `draw` from logits row `row`, its token going to `out[outIndex]`, its penalties' pairs at
     /// `penaltyEntries` of the launch's list, at `index` of `buffer`.
-    static func write(_ draw: DeviceDraw, row: Int, outIndex: Int, penaltyEntries: Range<Int> = 0..<0, at index: Int,
-                      into buffer: UnsafeMutableRawPointer) {
+    static func write(_ draw: DeviceDraw, row: Int, outIndex: Int, penaltyEntries: Range<Int> = 0..<0, logprobSlot: Int = 0,
+                      at index: Int, into buffer: UnsafeMutableRawPointer) {
         let p = buffer + index * stride
         p.storeBytes(of: draw.inverseTemperature, toByteOffset: 0, as: Float.self)
         p.storeBytes(of: draw.topP, toByteOffset: 4, as: Float.self)
@@ -97,6 +105,26 @@ struct GPUDraw {
         p.storeBytes(of: draw.penalties?.frequency ?? 0, toByteOffset: 36, as: Float.self)
         p.storeBytes(of: draw.penalties?.presence ?? 0, toByteOffset: 40, as: Float.self)
         p.storeBytes(of: Int32(penaltyEntries.lowerBound), toByteOffset: 44, as: Int32.self)
+        p.storeBytes(of: Int32(draw.logprobs.map { min($0, DeviceDraw.maxTopLogprobs) } ?? -1), toByteOffset: 48, as: Int32.self)
+        p.storeBytes(of: Int32(logprobSlot), toByteOffset: 52, as: Int32.self)
+        p.storeBytes(of: Int64(0), toByteOffset: 56, as: Int64.self)
+    }
+
+    /// The log-probabilities the launch's draws with `logprobs` wrote, downloaded (in the order of those draws).
+    func downloadLogprobs(_ count: Int) throws -> [DrawnLogprobs] {
+        guard count > 0 else { return [] }
+        try gpu.download(logprobs, bytes: count * Self.logprobWords * 4, into: hostLogprobs)
+        let words = hostLogprobs.assumingMemoryBound(to: Float.self)
+        return (0..<count).map { Self.parseLogprobs(words + $0 * Self.logprobWords) }
+    }
+
+    /// One draw's slot: the drawn token's log-probability, then its pairs ordered most likely first (equal values
+    /// by id), as the host sampler orders its top log-probabilities.
+    static func parseLogprobs(_ slot: UnsafePointer<Float>) -> DrawnLogprobs {
+        let count = min(Int(slot[1].bitPattern), (logprobWords - 2) / 2)
+        var top = (0..<count).map { k in (token: Int(Int32(bitPattern: slot[2 + 2 * k].bitPattern)), logprob: slot[3 + 2 * k]) }
+        top.sort { $0.logprob != $1.logprob ? $0.logprob > $1.logprob : $0.token < $1.token }
+        return DrawnLogprobs(logprob: slot[0], top: top)
     }
 
     /// Queues the draws (logits row, parameters) over `logits` (rows of `vocab`), each token into `out[row]`, or
@@ -104,11 +132,12 @@ struct GPUDraw {
     func launch(draws: [(row: Int, draw: DeviceDraw)], logits: UInt64, out: UInt64, byDraw: Bool = false) throws {
         guard !draws.isEmpty else { return }
         try penalties.reserve(draws.reduce(0) { $0 + ($1.draw.penalties.map { $0.prompt.count + $0.output.count } ?? 0) })
-        var entries = 0
+        var entries = 0, slots = 0
         for (i, d) in draws.enumerated() {
             let start = entries
             if let p = d.draw.penalties { entries = penalties.append(p, at: entries) }
-            Self.write(d.draw, row: d.row, outIndex: byDraw ? i : d.row, penaltyEntries: start..<entries, at: i, into: host)
+            Self.write(d.draw, row: d.row, outIndex: byDraw ? i : d.row, penaltyEntries: start..<entries, logprobSlot: slots, at: i, into: host)
+            if d.draw.logprobs != nil { slots += 1 }
         }
         if entries > 0 { try gpu.uploadAsync(penalties.host, bytes: entries * 8, to: penalties.device) }
         try gpu.uploadAsync(host, bytes: draws.count * Self.stride, to: params)
@@ -117,13 +146,14 @@ struct GPUDraw {
         try gpu.launch(function, grid: (UInt32(shape.slices), UInt32(shape.groups), 1), block: (UInt32(Self.threads), 1, 1),
                        sharedBytes: UInt32(keys * 4),
                        [.pointer(logits), .pointer(params), .int32(Int32(draws.count)), .int32(Int32(vocab)), .pointer(penalties.device),
-                        .pointer(out), .pointer(words), .pointer(partials), .pointer(results)], name: "draw_rows",
+                        .pointer(out), .pointer(logprobs), .pointer(words), .pointer(partials), .pointer(results)], name: "draw_rows",
                        cooperative: gpu.cooperativeLaunch)
     }
 
     func free() {
-        for buffer in [params, words, partials, results] { gpu.free(buffer) }
+        for buffer in [params, words, partials, results, logprobs] { gpu.free(buffer) }
         gpu.freeHost(host)
+        gpu.freeHost(hostLogprobs)
         penalties.free()
     }
 }

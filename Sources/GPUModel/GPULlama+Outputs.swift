@@ -7,28 +7,29 @@ extension GPULlama {
     /// One forward pass; returns the requested logits rows [rows × vocab] (fp32, on the host).
     public func forward(_ batch: [SequenceStep]) throws -> [Float] {
         let rows = batch.reduce(0) { $0 + $1.logitRowCount }
-        return try forward(batch, outputs: [RowOutput](repeating: .logits, count: rows)) { _, logits in Array(logits) }
+        return try forward(batch, outputs: [RowOutput](repeating: .logits, count: rows)) { _, _, logits in Array(logits) }
     }
 
     /// One forward pass; returns the index of each requested logits row's largest logit (as the engine's greedy
     /// sampler picks it), computed on the device: one int a row crosses to the host instead of the vocabulary.
     public func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int] {
         let rows = batch.reduce(0) { $0 + $1.logitRowCount }
-        return try forward(batch, outputs: [RowOutput](repeating: .argmax, count: rows)) { tokens, _ in tokens }
+        return try forward(batch, outputs: [RowOutput](repeating: .argmax, count: rows)) { tokens, _, _ in tokens }
     }
 
-    /// One forward pass; the `.argmax` rows' argmaxes (`argmax_rows`) and the `.draw` rows' tokens (`draw_rows`)
-    /// computed on the device, one int a row to the host; the `.logits` rows copied into page-locked memory (one copy
-    /// per run of consecutive rows) and handed to `body` there, without a copy into a Swift array.
+    /// One forward pass; the `.argmax` rows' argmaxes (`argmax_rows`) and the `.draw` rows' tokens (`draw_rows`, with
+    /// their log-probabilities where asked) computed on the device, one int a row to the host; the `.logits` rows
+    /// copied into page-locked memory (one copy per run of consecutive rows) and handed to `body` there, without a
+    /// copy into a Swift array.
     public func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput],
-                           _ body: (_ tokens: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+                           _ body: (_ tokens: [Int], _ logprobs: [DrawnLogprobs?], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
         let none = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-        guard let rows = try enqueueStep(batch) else { return try body([], none) }
+        guard let rows = try enqueueStep(batch) else { return try body([], [], none) }
         defer { if profile != nil { try? endProfiledStep() } }
         precondition(outputs.count == rows, "one output per requested logits row")
-        guard rows > 0 else { return try body([], none) }
+        guard rows > 0 else { return try body([], [], none) }
         let V = config.vocabSize
-        var tokens: [Int] = []
+        var tokens: [Int] = [], logprobs: [DrawnLogprobs?] = []
         if outputs.contains(where: { !$0.needsLogits }) {
             if outputs.contains(.argmax) {
                 try timed("argmax_rows") { try argmax.launch(functions["argmax_rows"]!, logits: logits, rows: rows, vocab: V) }
@@ -40,9 +41,21 @@ extension GPULlama {
                 precondition(drawsOnDevice, "draw rows asked of a backend with device sampling off")
                 try timed("draw_rows") { try drawing!.launch(draws: drawn, logits: logits, out: argmax.out) }
             }
+            let withLogprobs = drawn.count { $0.draw.logprobs != nil }
+            var drawnLogprobs: [DrawnLogprobs] = []
+            if withLogprobs > 0 { try timed("download logprobs") { drawnLogprobs = try drawing!.downloadLogprobs(withLogprobs) } }
             try timed("download tokens") { try gpu.download(argmax.out, bytes: rows * 4, into: hostArgmaxes) }
             let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
-            tokens = outputs.indices.filter { !outputs[$0].needsLogits }.map { Int(all[$0]) }
+            var next = 0
+            for r in outputs.indices where !outputs[r].needsLogits {
+                tokens.append(Int(all[r]))
+                if case .draw(let d) = outputs[r], d.logprobs != nil {
+                    logprobs.append(drawnLogprobs[next])
+                    next += 1
+                } else {
+                    logprobs.append(nil)
+                }
+            }
         }
         var kept = 0
         if outputs.contains(.logits) {
@@ -59,7 +72,29 @@ extension GPULlama {
                 try gpu.synchronize()
             }
         }
-        return try body(tokens, UnsafeMutableBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: kept * V))
+        return try body(tokens, logprobs, UnsafeMutableBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: kept * V))
+    }
+
+    /// Draws on the device from the given logits rows (as `drawOnDevice`, in launches of up to `maxLogitRows`), with
+    /// the log-probabilities of the draws that ask for them: gpu-check compares them with the host's.
+    public func drawWithLogprobs(rows: [Float], draws: [(row: Int, draw: DeviceDraw)]) throws -> [(token: Int, logprobs: DrawnLogprobs?)] {
+        try gpu.makeCurrent()
+        let V = config.vocabSize
+        guard let drawing else { throw GPUError.compile("sampling", log: "draw_rows could not be built at load (the warning printed then says why)") }
+        precondition(rows.count % V == 0 && rows.count / V <= maxLogitRows && draws.allSatisfy { $0.row < rows.count / V })
+        try rows.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: logits) }
+        var results: [(token: Int, logprobs: DrawnLogprobs?)] = []
+        for start in stride(from: 0, to: draws.count, by: maxLogitRows) {
+            let part = Array(draws[start..<min(draws.count, start + maxLogitRows)])
+            try drawing.launch(draws: part, logits: logits, out: argmax.out, byDraw: true)
+            var reported = try drawing.downloadLogprobs(part.count { $0.draw.logprobs != nil })[...]
+            try gpu.download(argmax.out, bytes: part.count * 4, into: hostArgmaxes)
+            let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
+            for (i, d) in part.enumerated() {
+                results.append((Int(all[i]), d.draw.logprobs != nil ? reported.removeFirst() : nil))
+            }
+        }
+        return results
     }
 
     /// Draws on the device from the given logits rows (uploaded into the logits buffer; `vocabSize` floats each, at

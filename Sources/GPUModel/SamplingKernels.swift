@@ -22,15 +22,20 @@ extension GPUKernels {
     #define DRAW_BINS 256
     #define DRAW_ONE (1ull << 40)
 
-    // GPUDraw's layout (48 bytes a row). out: where the token goes (the row, in a step); penalties: entries
+    // GPUDraw's layout (64 bytes a row). out: where the token goes (the row, in a step); penalties: entries
     // [penaltyStart, penaltyStart + penaltyCount) of the launch's (token, count in the output) pairs, one per distinct
     // token of the request's prompt and output.
+    // topLogprobs: -1 for none, else n (log-probabilities of the drawn token and of the n most likely, into slot
+    // logprobSlot of the launch's logprob buffer: DRAW_LOGPROB_WORDS floats each, the drawn token's, the count of
+    // pairs as an int, then (id as int, log-probability) pairs in id order).
     struct DrawParams {
         float inverseTemperature, topP, minP, uniform;
         int topK, row, out, penaltyCount;
         float repetition, frequency, presence;
         int penaltyStart;
+        int topLogprobs, logprobSlot, unused0, unused1;
     };
+    #define DRAW_LOGPROB_WORDS 48
 
     // A token's penalized logit, with the host sampler's arithmetic in its order (no contraction: --fmad=false).
     __device__ __forceinline__ float draw_penalized(float v, const DrawParams& p, int count) {
@@ -245,11 +250,53 @@ extension GPUKernels {
         return id;
     }
 
+    // The n most likely tokens of the row before truncation (larger key first, equal keys by id) with their
+    // log-probabilities (value - logZ), into out[2...] as (id, log-probability) pairs in id order, their count into
+    // out[1]: the n-th by top-k's counts-rank select, then every block writes its tokens at or above it at offsets
+    // from a scan of their counts.
+    __device__ void draw_top_logprobs(DrawGroup& g, const DrawRow& row, int n, float logZ, float* out, unsigned long long* hist,
+                                      unsigned long long* shared, int* slot, unsigned long long* slotBefore) {
+        int written = 0;
+        unsigned nthKey = 0u;
+        int nthId = -1;
+        if (n > 0) {
+            DrawRow ranked = row;
+            ranked.counts = true;
+            ranked.kKey = 0u;
+            ranked.kId = row.hi;  // any id: counts ignore it
+            unsigned long long before;
+            DrawAt nth = {0, (unsigned long long)(n - 1), 0.f};
+            nthId = draw_find_by_rank(g, ranked, nth, true, hist, shared, slot, slotBefore, before, nthKey);
+        }
+        if (nthId >= 0) {
+            int m = row.hi - row.lo, per = (m + DRAW_THREADS - 1) / DRAW_THREADS;
+            int lo = row.lo + min(m, (int)threadIdx.x * per), hi = min(row.hi, lo + per);
+            unsigned long long mine = 0ull;
+            for (int i = lo; i < hi; i++) {
+                unsigned k = row.key(i);
+                if (k > nthKey || (k == nthKey && i <= nthId)) mine++;
+            }
+            unsigned long long blockCount, at = draw_block_scan(mine, shared, blockCount), earlier;
+            unsigned long long total = draw_group_sum(g, blockCount, shared, earlier);
+            at += earlier;
+            for (int i = lo; i < hi; i++) {
+                unsigned k = row.key(i);
+                if (k > nthKey || (k == nthKey && i <= nthId)) {
+                    out[2 + 2 * at] = __int_as_float(i);
+                    out[3 + 2 * at] = draw_value(k) - logZ;
+                    at++;
+                }
+            }
+            written = (int)total;
+        }
+        if (g.slice == 0 && threadIdx.x == 0) out[1] = __int_as_float(written);
+    }
+
     // keys: DRAW_THREADS-sized blocks hold ⌈V / gridDim.x⌉ keys each in dynamic shared memory. words: two per group,
     // zero before the first launch; partials: 2 · gridDim.x · 256 per group; results: 4 per group. The logits are
     // not written (penalties change the keys only).
     extern "C" __global__ void __launch_bounds__(DRAW_THREADS) draw_rows(const float* logits, const DrawParams* params, int draws, int V,
-                                                                        const int2* penalties, int* out, unsigned* words,
+                                                                        const int2* penalties, int* out, float* logprobs, unsigned* words,
                                                                         unsigned long long* partials, unsigned long long* results) {
         pdl_wait();
         pdl_trigger();
@@ -283,15 +330,32 @@ extension GPUKernels {
             top = draw_group_max(g, top, shared);  // synchronizes: the keys are in place
             DrawRow row = {draw_keys, lo, hi, draw_value(top), p.minP, 0u, V, false};
             // With no finite largest value there is no distribution: the first element of the largest key.
+            float* logprobOut = p.topLogprobs >= 0 ? logprobs + (long)p.logprobSlot * DRAW_LOGPROB_WORDS : 0;
             if (top == 0u || (__float_as_uint(row.largest) & 0x7fffffffu) == 0x7f800000u) {  // NaN or ±inf
                 unsigned distance = 0u;  // V - the first id of key top in this slice
                 for (int i = lo + threadIdx.x; i < hi; i += DRAW_THREADS) {
                     if (draw_keys[i - lo] == top) distance = max(distance, (unsigned)(V - i));
                 }
                 distance = draw_group_max(g, distance, shared);
-                if (slice == 0 && threadIdx.x == 0) out[p.out] = V - (int)distance;
+                if (slice == 0 && threadIdx.x == 0) {
+                    out[p.out] = V - (int)distance;
+                    if (logprobOut) {  // no distribution: as the host's log-sum-exp of such a row, not a number
+                        logprobOut[0] = __int_as_float(0x7fc00000);
+                        logprobOut[1] = __int_as_float(0);
+                    }
+                }
                 __syncthreads();
                 continue;
+            }
+            // log Z of the penalized, scaled row before truncation, from the exact fixed-point mass of every token.
+            float logZ = 0.f;
+            if (logprobOut) {
+                DrawRow all = row;
+                all.minP = 0.f;
+                unsigned long long local = 0ull, earlier;
+                for (int i = lo + threadIdx.x; i < hi; i += DRAW_THREADS) local += all.weight(i, all.key(i));
+                unsigned long long mass = draw_group_sum(g, draw_block_sum(local, shared), shared, earlier);
+                logZ = row.largest + (float)log((double)mass / (double)DRAW_ONE);
             }
             unsigned long long before;
             unsigned key;
@@ -316,7 +380,11 @@ extension GPUKernels {
             }
             int token = truncated ? draw_find_by_rank(g, row, draw, false, hist, shared, &slot, &slotBefore, before, key)
                                   : draw_find_by_id(g, row, false, 0u, draw, false, shared, &slot, &slotBefore, before);
-            if (threadIdx.x == 0 && (token >= 0 || (token == -1 && slice == 0))) out[p.out] = token >= 0 ? token : 0;
+            if (threadIdx.x == 0 && (token >= 0 || (token == -1 && slice == 0))) {
+                out[p.out] = token >= 0 ? token : 0;
+                if (logprobOut) logprobOut[0] = token >= 0 ? draw_value(row.key(token)) - logZ : __int_as_float(0x7fc00000);
+            }
+            if (logprobOut) draw_top_logprobs(g, row, min(p.topLogprobs, V), logZ, logprobOut, hist, shared, &slot, &slotBefore);
             __syncthreads();
         }
         g.finish();

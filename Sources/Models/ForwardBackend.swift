@@ -10,13 +10,16 @@ public protocol ForwardBackend: AnyObject, Sendable {
     /// vocabulary's logits to the host.
     func forwardArgmax(_ batch: [SequenceStep]) throws -> [Int]
     /// Runs the batch for a step whose rows need different things (`outputs`, one per requested logits row): `body`
-    /// gets the token of every `.argmax` and `.draw` row (in row order) and the `.logits` rows one after the other
-    /// (`vocabSize` floats each), in a buffer that lives only during the call and may be modified (the sampler scales
-    /// it in place). A GPU computes the tokens on the device and sends only the `.logits` rows to the host.
+    /// gets the token of every `.argmax` and `.draw` row (in row order), beside it the log-probabilities of each
+    /// `.draw` row that asked for them (nil otherwise), and the `.logits` rows one after the other (`vocabSize` floats
+    /// each), in a buffer that lives only during the call and may be modified (the sampler scales it in place). A GPU
+    /// computes the tokens on the device and sends only the `.logits` rows to the host.
     func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput],
-                    _ body: (_ tokens: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R
+                    _ body: (_ tokens: [Int], _ logprobs: [DrawnLogprobs?], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R
     /// Whether `.draw` rows may be asked for (the backend samples on its device); the host samples otherwise.
     var drawsOnDevice: Bool { get }
+    /// Whether `.draw` rows may ask for log-probabilities (`DeviceDraw.logprobs`, at most `DeviceDraw.maxTopLogprobs`).
+    var drawsLogprobsOnDevice: Bool { get }
     func exportKV(blockTable: [Int], range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws
     func importKV(blockTable: [Int], range: Range<Int>, from buffer: UnsafePointer<Float>, bufferTokens: Int, bufferOffset: Int) throws
 }
@@ -28,11 +31,12 @@ extension ForwardBackend {
     }
 
     public var drawsOnDevice: Bool { false }
+    public var drawsLogprobsOnDevice: Bool { false }
 
     /// Every row's logits on the host: the `.argmax` rows' argmaxes taken, the `.logits` rows moved to the front. No
     /// `.draw` rows (`drawsOnDevice` is false).
     public func forward<R>(_ batch: [SequenceStep], outputs: [RowOutput],
-                           _ body: (_ tokens: [Int], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
+                           _ body: (_ tokens: [Int], _ logprobs: [DrawnLogprobs?], _ logits: UnsafeMutableBufferPointer<Float>) throws -> R) throws -> R {
         var logits = try forward(batch)
         let V = config.vocabSize
         precondition(logits.count == outputs.count * V, "one output per requested logits row")
@@ -51,7 +55,8 @@ extension ForwardBackend {
                 }
             }
         }
-        return try logits.withUnsafeMutableBufferPointer { try body(argmaxes, UnsafeMutableBufferPointer(rebasing: $0[0..<kept * V])) }
+        let none = [DrawnLogprobs?](repeating: nil, count: argmaxes.count)
+        return try logits.withUnsafeMutableBufferPointer { try body(argmaxes, none, UnsafeMutableBufferPointer(rebasing: $0[0..<kept * V])) }
     }
 }
 
@@ -78,14 +83,33 @@ public struct DeviceDraw: Sendable, Equatable {
     public var minP: Float
     public var uniform: Float
     public var penalties: DevicePenalties?
+    /// Log-probabilities to report (nil: none; n: the drawn token's and the n most likely tokens', of the penalized
+    /// and scaled logits before truncation, as the host sampler reports them).
+    public var logprobs: Int?
+    /// The most top log-probabilities a device draw reports (OpenAI's `top_logprobs` limit); more go to the host.
+    public static let maxTopLogprobs = 20
 
-    public init(inverseTemperature: Float, topK: Int, topP: Float, minP: Float, uniform: Float, penalties: DevicePenalties? = nil) {
+    public init(inverseTemperature: Float, topK: Int, topP: Float, minP: Float, uniform: Float, penalties: DevicePenalties? = nil,
+                logprobs: Int? = nil) {
         self.inverseTemperature = inverseTemperature
         self.topK = topK
         self.topP = topP
         self.minP = minP
         self.uniform = uniform
         self.penalties = penalties
+        self.logprobs = logprobs
+    }
+}
+
+/// The log-probabilities of a drawn row: the drawn token's, and the `n` most likely tokens' (most likely first, equal
+/// logits by id).
+public struct DrawnLogprobs: Sendable {
+    public var logprob: Float
+    public var top: [(token: Int, logprob: Float)]
+
+    public init(logprob: Float, top: [(token: Int, logprob: Float)]) {
+        self.logprob = logprob
+        self.top = top
     }
 }
 

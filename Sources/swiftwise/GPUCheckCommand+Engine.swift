@@ -16,7 +16,7 @@ extension GPUCheckCommand {
         let step = [SequenceStep(tokens: [11, 22, 33, 44, 55], start: prompt.count, blockTable: table, logits: .all)]
         let outputs: [RowOutput] = [.logits, .argmax, .logits, .logits, .argmax]
         let allLogits = try llama.forward(step), allArgmaxes = try llama.forwardArgmax(step)
-        let differing = try llama.forward(step, outputs: outputs) { argmaxes, rows in
+        let differing = try llama.forward(step, outputs: outputs) { argmaxes, _, rows in
             let expectedRows = outputs.indices.filter { outputs[$0].needsLogits }.flatMap { allLogits[$0 * V..<($0 + 1) * V] }
             let expectedArgmaxes = outputs.indices.filter { !outputs[$0].needsLogits }.map { allArgmaxes[$0] }
             return zip(rows, expectedRows).filter { $0.bitPattern != $1.bitPattern }.count + abs(rows.count - expectedRows.count)

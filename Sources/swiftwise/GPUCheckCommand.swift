@@ -76,6 +76,10 @@ struct GPUCheckCommand: ParsableCommand {
                 print("draw_rows check failed: \(error)")
                 results["device_draws"] = ["error": "\(error)"]
             }
+            do { results["device_logprobs"] = try Self.deviceLogprobCheck(llama) } catch {
+                print("draw_rows log-probability check failed: \(error)")
+                results["device_logprobs"] = ["error": "\(error)"]
+            }
         }
         if engine {
             results["engine_decode_tok_s"] = try Self.engineRates(llama)

@@ -152,8 +152,9 @@ final class GPUKernelSourceTests: XCTestCase {
         let source = GPUKernels.samplingSource
         XCTAssertTrue(source.contains("float inverseTemperature, topP, minP, uniform;"))
         XCTAssertTrue(source.contains("int topK, row, out, penaltyCount;"))
-        XCTAssertTrue(source.contains("float repetition, frequency, presence;\n    int penaltyStart;"))
-        XCTAssertEqual(GPUDraw.stride, 48)
+        XCTAssertTrue(source.contains("float repetition, frequency, presence;\n    int penaltyStart;\n    int topLogprobs, logprobSlot, unused0, unused1;"))
+        XCTAssertTrue(source.contains("#define DRAW_LOGPROB_WORDS \(GPUDraw.logprobWords)"))
+        XCTAssertEqual(GPUDraw.stride, 64)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2 * GPUDraw.stride, alignment: 16)
         defer { buffer.deallocate() }
         let draw = DeviceDraw(inverseTemperature: 1.25, topK: 40, topP: 0.9, minP: 0.05, uniform: 0.5)
@@ -168,6 +169,23 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertEqual(buffer.load(fromByteOffset: 36, as: Float.self), 0.5)
         XCTAssertEqual(buffer.load(fromByteOffset: 40, as: Float.self), -0.25)
         XCTAssertEqual(buffer.load(fromByteOffset: 44, as: Int32.self), 10)
+        XCTAssertEqual(buffer.load(fromByteOffset: 48, as: Int32.self), -1)  // no log-probabilities
+        penalized.logprobs = 30
+        GPUDraw.write(penalized, row: 7, outIndex: 3, logprobSlot: 5, at: 0, into: buffer)
+        XCTAssertEqual(buffer.load(fromByteOffset: 48, as: Int32.self), 20)  // at most maxTopLogprobs
+        XCTAssertEqual(buffer.load(fromByteOffset: 52, as: Int32.self), 5)
+        // A slot as the kernel writes it: pairs in id order, read back most likely first, equal values by id.
+        var slot = [Float](repeating: 0, count: GPUDraw.logprobWords)
+        slot[0] = -0.5
+        slot[1] = Float(bitPattern: 3)
+        for (k, pair) in [(4, Float(-2)), (9, -1), (12, -2)].enumerated() {
+            slot[2 + 2 * k] = Float(bitPattern: UInt32(pair.0))
+            slot[3 + 2 * k] = pair.1
+        }
+        let parsed = slot.withUnsafeBufferPointer { GPUDraw.parseLogprobs($0.baseAddress!) }
+        XCTAssertEqual(parsed.logprob, -0.5)
+        XCTAssertEqual(parsed.top.map(\.token), [9, 4, 12])
+        XCTAssertEqual(parsed.top.map(\.logprob), [-1, -2, -2])
         let p = buffer + GPUDraw.stride
         XCTAssertEqual(p.load(fromByteOffset: 0, as: Float.self), 1.25)
         XCTAssertEqual(p.load(fromByteOffset: 4, as: Float.self), 0.9)

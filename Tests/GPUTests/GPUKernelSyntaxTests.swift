@@ -89,7 +89,7 @@ final class GPUKernelSyntaxTests: XCTestCase {
     int2 make_int2(int, int);
     float rsqrtf(float); float sqrtf(float); float expf(float); float __expf(float); float exp2f(float); float logf(float);
     float __logf(float); float fmaf(float, float, float); float fmaxf(float, float); float fminf(float, float);
-    double ceil(double); double floor(double); float fabsf(float); float tanhf(float); float powf(float, float); float floorf(float); float ceilf(float);
+    double ceil(double); double floor(double); double log(double); float fabsf(float); float tanhf(float); float powf(float, float); float floorf(float); float ceilf(float);
     void sincosf(float, float*, float*); void __sincosf(float, float*, float*); float __fdividef(float, float);
     float __uint_as_float(unsigned); unsigned __float_as_uint(float); float __int_as_float(int); int __float_as_int(float);
     int isnan(float); int isinf(float); int isfinite(float); int signbit(float);
