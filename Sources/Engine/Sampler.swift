@@ -53,9 +53,8 @@ struct Sampler {
     private var ids: [Int32] = []
     /// Sums of blocks of weights (`SoftmaxWeights.blockSums`), for draws over every token.
     private var blockSums: [Float] = []
-    /// The penalties' scratch by token id: `seen[t] == stamp` once t is penalized for this row; output counts.
-    private var seen: [UInt32] = [], stamp: UInt32 = 0
-    private var counts: [Int32] = []
+    /// The penalties' scratch: the distinct tokens they touch, and their (token, count) pairs.
+    private var pairs = PenaltyPairs(vocab: 0), pairBuffer: [Int32] = []
     /// The nucleus' bands as sort keys, and as much room again, for `sortByRank`.
     private var sortKeys: [UInt64] = []
 
@@ -90,37 +89,20 @@ struct Sampler {
 
     /// vLLM's penalties, in place: the repetition penalty on every token of prompt or output (positive logits divided,
     /// negative multiplied), then the frequency penalty times each output token's count and the presence penalty once
-    /// per output token. Marks and counts live in scratch indexed by token id (reset as they are read), so a long
-    /// prompt costs a pass over it, not a set built per token.
+    /// per output token. One (token, count) pair per distinct token touched (`PenaltyPairs`, the pairs a device draw
+    /// gets), each logit changed by `Penalties.apply`: a long prompt costs a pass over it, not a set built per token.
     mutating func applyPenalties(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, prompt: [Int], output: [Int]) {
-        let n = row.count
-        if params.repetitionPenalty != 1 {
-            if seen.count < n { seen = [UInt32](repeating: 0, count: n) }
-            stamp &+= 1
-            if stamp == 0 {  // wrapped: old marks could equal the new stamp
-                for i in seen.indices { seen[i] = 0 }
-                stamp = 1
-            }
-            let penalty = params.repetitionPenalty, mark = stamp
-            seen.withUnsafeMutableBufferPointer { seen in
-                func apply(_ tokens: [Int]) {
-                    for t in tokens where t >= 0 && t < n && seen[t] != mark {
-                        seen[t] = mark
-                        row[t] = row[t] > 0 ? row[t] / penalty : row[t] * penalty
-                    }
-                }
-                apply(prompt)
-                apply(output)
-            }
-        }
-        if params.presencePenalty != 0 || params.frequencyPenalty != 0 {
-            if counts.count < n { counts = [Int32](repeating: 0, count: n) }
-            counts.withUnsafeMutableBufferPointer { counts in
-                for t in output where t >= 0 && t < n { counts[t] += 1 }
-                for t in output where t >= 0 && t < n && counts[t] > 0 {
-                    row[t] -= params.frequencyPenalty * Float(counts[t]) + params.presencePenalty
-                    counts[t] = 0
-                }
+        guard params.hasPenalties else { return }
+        let penalties = Penalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
+                                  presence: params.presencePenalty, prompt: prompt, output: output)
+        if pairs.vocab != row.count { pairs = PenaltyPairs(vocab: row.count) }
+        let most = 2 * (prompt.count + output.count)
+        if pairBuffer.count < most { pairBuffer = [Int32](repeating: 0, count: max(most, 2 * pairBuffer.count)) }
+        pairBuffer.withUnsafeMutableBufferPointer { buffer in
+            let end = pairs.write(penalties, into: buffer.baseAddress!, at: 0)
+            for k in 0..<end {
+                let t = Int(buffer[2 * k])
+                row[t] = penalties.apply(row[t], count: Int(buffer[2 * k + 1]))
             }
         }
     }

@@ -55,7 +55,7 @@ extension DeviceDraw {
         }
         logprobs = params.logprobs
         if params.hasPenalties {
-            penalties = DevicePenalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
+            penalties = Penalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
                                         presence: params.presencePenalty, prompt: prompt, output: output)
         }
     }

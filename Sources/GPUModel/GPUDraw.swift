@@ -186,53 +186,12 @@ final class PenaltyEntries: @unchecked Sendable {
     }
 
     /// Writes the pairs of `penalties` from pair `start` on; returns the end.
-    func append(_ penalties: DevicePenalties, at start: Int) -> Int {
+    func append(_ penalties: Penalties, at start: Int) -> Int {
         pairs.write(penalties, into: host.assumingMemoryBound(to: Int32.self), at: start)
     }
 
     func free() {
         gpu.free(device)
         gpu.freeHost(host)
-    }
-}
-
-/// One pair (token, its count in the output) per distinct token that a draw's penalties touch: the output's, and the
-/// prompt's where the repetition penalty applies (the others change nothing there), out-of-vocabulary ids skipped.
-/// Scratch by token id finds them without a set per draw.
-struct PenaltyPairs {
-    /// `seen[t] == mark` once t has its pair in the current draw's list; counts: its count in the output.
-    private var seen: [UInt32], counts: [Int32], mark: UInt32 = 0
-
-    init(vocab: Int) {
-        seen = [UInt32](repeating: 0, count: vocab)
-        counts = [Int32](repeating: 0, count: vocab)
-    }
-
-    /// Writes the pairs as Int32 (token, count) from pair `start` of `pairs` on; returns the end.
-    mutating func write(_ penalties: DevicePenalties, into pairs: UnsafeMutablePointer<Int32>, at start: Int) -> Int {
-        mark &+= 1
-        if mark == 0 {  // wrapped: old marks could equal the new one
-            for i in seen.indices { seen[i] = 0 }
-            mark = 1
-        }
-        let vocab = seen.count, mark = mark
-        var end = start
-        seen.withUnsafeMutableBufferPointer { seen in
-            counts.withUnsafeMutableBufferPointer { counts in
-                func add(_ tokens: [Int]) {
-                    for t in tokens where t >= 0 && t < vocab && seen[t] != mark {
-                        seen[t] = mark
-                        pairs[2 * end] = Int32(t)
-                        pairs[2 * end + 1] = counts[t]
-                        end += 1
-                    }
-                }
-                for t in penalties.output where t >= 0 && t < vocab { counts[t] += 1 }
-                if penalties.repetition != 1 { add(penalties.prompt) }
-                add(penalties.output)
-                for t in penalties.output where t >= 0 && t < vocab { counts[t] = 0 }
-            }
-        }
-        return end
     }
 }

@@ -82,14 +82,14 @@ public struct DeviceDraw: Sendable, Equatable {
     public var topP: Float
     public var minP: Float
     public var uniform: Float
-    public var penalties: DevicePenalties?
+    public var penalties: Penalties?
     /// Log-probabilities to report (nil: none; n: the drawn token's and the n most likely tokens', of the penalized
     /// and scaled logits before truncation, as the host sampler reports them).
     public var logprobs: Int?
     /// The most top log-probabilities a device draw reports (OpenAI's `top_logprobs` limit); more go to the host.
     public static let maxTopLogprobs = 20
 
-    public init(inverseTemperature: Float, topK: Int, topP: Float, minP: Float, uniform: Float, penalties: DevicePenalties? = nil,
+    public init(inverseTemperature: Float, topK: Int, topP: Float, minP: Float, uniform: Float, penalties: Penalties? = nil,
                 logprobs: Int? = nil) {
         self.inverseTemperature = inverseTemperature
         self.topK = topK
@@ -110,35 +110,6 @@ public struct DrawnLogprobs: Sendable {
     public init(logprob: Float, top: [(token: Int, logprob: Float)]) {
         self.logprob = logprob
         self.top = top
-    }
-}
-
-/// vLLM's penalties as the host sampler applies them, before temperature: every distinct token of `prompt` and
-/// `output` has its logit divided by `repetition` when positive, multiplied when not; then each token of `output`
-/// loses `frequency` × its count there + `presence`. The arrays are the request's own (no copy is made).
-public struct DevicePenalties: Sendable, Equatable {
-    public var repetition: Float
-    public var frequency: Float
-    public var presence: Float
-    public var prompt: [Int]
-    public var output: [Int]
-
-    public init(repetition: Float, frequency: Float, presence: Float, prompt: [Int], output: [Int]) {
-        self.repetition = repetition
-        self.frequency = frequency
-        self.presence = presence
-        self.prompt = prompt
-        self.output = output
-    }
-
-    /// One token's penalized logit, with the host sampler's arithmetic (Float, in its order): `count` is the token's
-    /// count in the output.
-    @inlinable
-    public func apply(_ logit: Float, count: Int) -> Float {
-        var v = logit
-        if repetition != 1 { v = v > 0 ? v / repetition : v * repetition }
-        if count > 0 && (frequency != 0 || presence != 0) { v -= frequency * Float(count) + presence }
-        return v
     }
 }
 

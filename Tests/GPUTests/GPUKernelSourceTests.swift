@@ -162,7 +162,7 @@ final class GPUKernelSourceTests: XCTestCase {
         XCTAssertEqual((buffer + GPUDraw.stride).load(fromByteOffset: 28, as: Int32.self), 0)  // no penalties
         XCTAssertEqual((buffer + GPUDraw.stride).load(fromByteOffset: 32, as: Float.self), 1)
         var penalized = draw
-        penalized.penalties = DevicePenalties(repetition: 1.2, frequency: 0.5, presence: -0.25, prompt: [1], output: [2])
+        penalized.penalties = Penalties(repetition: 1.2, frequency: 0.5, presence: -0.25, prompt: [1], output: [2])
         GPUDraw.write(penalized, row: 7, outIndex: 3, penaltyEntries: 10..<14, at: 0, into: buffer)
         XCTAssertEqual(buffer.load(fromByteOffset: 28, as: Int32.self), 4)
         XCTAssertEqual(buffer.load(fromByteOffset: 32, as: Float.self), 1.2)
@@ -224,7 +224,7 @@ final class GPUKernelSourceTests: XCTestCase {
 
     /// The pairs a penalized draw sends to the device: one per distinct token (the prompt's only where the
     /// repetition penalty applies), each with its count in the output, ids outside the vocabulary skipped; applied
-    /// with DevicePenalties.apply (draw_penalized's arithmetic), they give the host sampler's penalized row, bit for
+    /// with Penalties.apply (draw_penalized's arithmetic), they give the host sampler's penalized row, bit for
     /// bit. The scratch is reused from draw to draw.
     func testPenaltyPairs() {
         let vocab = 500
@@ -241,7 +241,7 @@ final class GPUKernelSourceTests: XCTestCase {
             params.repetitionPenalty = trial % 3 == 0 ? 1 : Float.random(in: 0.5...2, using: &generator)
             params.frequencyPenalty = trial % 4 == 1 ? 0 : Float.random(in: -1...1, using: &generator)
             params.presencePenalty = trial % 5 == 2 ? 0 : Float.random(in: -1...1, using: &generator)
-            let penalties = DevicePenalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
+            let penalties = Penalties(repetition: params.repetitionPenalty, frequency: params.frequencyPenalty,
                                             presence: params.presencePenalty, prompt: prompt, output: output)
             let end = pairs.write(penalties, into: buffer, at: start)
             let written = (start..<end).map { (Int(buffer[2 * $0]), Int(buffer[2 * $0 + 1])) }

@@ -165,7 +165,7 @@ extension Serving.EngineTests {
         var draws = backend.lock.withLock { backend.draws }
         #expect(draws.count == 6)
         for (i, d) in draws.enumerated() {
-            #expect(d.penalties == DevicePenalties(repetition: 1.2, frequency: 0.3, presence: 0.1, prompt: prompt, output: Array(tokens.prefix(i))))
+            #expect(d.penalties == Penalties(repetition: 1.2, frequency: 0.3, presence: 0.1, prompt: prompt, output: Array(tokens.prefix(i))))
             #expect(d.inverseTemperature == 1 / Float(0.9) && d.topP == 0.9)
         }
         var greedy = Self.params(temperature: 0, maxTokens: 4)
