@@ -22,13 +22,10 @@ public struct ReferenceSampler {
     public mutating func logprobs(_ row: ArraySlice<Float>, params: SamplingParams, prompt: [Int], output: [Int], token: Int,
                                   top: Int) -> DrawnLogprobs {
         var values = penalized(row, params: params, prompt: prompt, output: output)
-        if !params.isGreedy && params.temperature != 1 {
-            let inverse = 1 / params.temperature
-            for i in values.indices { values[i] *= inverse }
-        }
         return values.withUnsafeMutableBufferPointer { v in
-            let logZ = Sampler.logSumExp(v)
-            return DrawnLogprobs(logprob: v[token] - logZ, top: top > 0 ? Sampler.topLogprobs(v, count: top, logZ: logZ) : [])
+            if !params.isGreedy { Sampler.scale(v, params: params) }
+            let (logprob, top) = Sampler.logprobs(v, token: token, top: top)
+            return DrawnLogprobs(logprob: logprob, top: top)
         }
     }
 

@@ -65,14 +65,22 @@ struct Sampler {
         let greedy = params.isGreedy
         let token = greedy ? Logits.argmax(row) : draw(row, params: params) { random.uniform() }
         var result = SampledToken(token: token, logprob: nil, top: [])
-        if let n = params.logprobs {
-            let logZ = Self.logSumExp(row)
-            result.logprob = row[token] - logZ
-            if n > 0 {
-                result.top = Self.topLogprobs(row, count: n, logZ: logZ)
-            }
-        }
+        if let n = params.logprobs { (result.logprob, result.top) = Self.logprobs(row, token: token, top: n) }
         return result
+    }
+
+    /// The log-probabilities reported for `token` and the `top` most likely tokens of `row` (as the draw left it:
+    /// penalized, and scaled by 1/temperature when sampled).
+    static func logprobs(_ row: UnsafeMutableBufferPointer<Float>, token: Int, top: Int) -> (Float, [(token: Int, logprob: Float)]) {
+        let logZ = logSumExp(row)
+        return (row[token] - logZ, top > 0 ? topLogprobs(row, count: top, logZ: logZ) : [])
+    }
+
+    /// `row` scaled in place by 1/temperature, as a draw scales it (unchanged at temperature 1).
+    static func scale(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams) {
+        guard params.temperature != 1 else { return }
+        let inverse = 1 / params.temperature
+        for i in row.indices { row[i] *= inverse }
     }
 
     /// The token a draw (temperature, truncation, softmax) picks from `row` (scaled in place) at `uniform`: what a
@@ -171,10 +179,7 @@ struct Sampler {
     /// A softmax draw among the truncated candidates of `row`, scaled in place by 1/temperature first (so the
     /// log-probabilities `sample` reports are those of the scaled row, as before).
     private mutating func draw(_ row: UnsafeMutableBufferPointer<Float>, params: SamplingParams, uniform: () -> Float) -> Int {
-        if params.temperature != 1 {
-            let inverse = 1 / params.temperature
-            for i in row.indices { row[i] *= inverse }
-        }
+        Self.scale(row, params: params)
         // No finite largest logit (all -inf or NaN, or a +inf): no distribution to draw from; the argmax decides.
         guard let kept = truncate(row, params: params) else { return Logits.argmax(row) }
         if !kept.explicit {

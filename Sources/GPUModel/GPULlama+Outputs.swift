@@ -75,18 +75,25 @@ extension GPULlama {
         return try body(tokens, logprobs, UnsafeMutableBufferPointer(start: hostLogits.assumingMemoryBound(to: Float.self), count: kept * V))
     }
 
-    /// Draws on the device from the given logits rows (as `drawOnDevice`, in launches of up to `maxLogitRows`), with
-    /// the log-probabilities of the draws that ask for them: gpu-check compares them with the host's.
-    public func drawWithLogprobs(rows: [Float], draws: [(row: Int, draw: DeviceDraw)]) throws -> [(token: Int, logprobs: DrawnLogprobs?)] {
+    /// Draws on the device from the given logits rows (uploaded into the logits buffer; `vocabSize` floats each, at
+    /// most `maxLogitRows`), `perLaunch` draws a launch (at most `maxLogitRows`), `repeats` times over (the last
+    /// launch's results returned): each draw's token, and its log-probabilities where it asks for them. gpu-check
+    /// compares draw_rows with the exact reference, across launch shapes, and with the host's log-probabilities, and
+    /// times it.
+    public func drawOnDevice(rows: [Float], draws: [(row: Int, draw: DeviceDraw)], repeats: Int = 1,
+                             perLaunch: Int? = nil) throws -> [(token: Int, logprobs: DrawnLogprobs?)] {
         try gpu.makeCurrent()
         let V = config.vocabSize
         guard let drawing else { throw GPUError.compile("sampling", log: "draw_rows could not be built at load (the warning printed then says why)") }
         precondition(rows.count % V == 0 && rows.count / V <= maxLogitRows && draws.allSatisfy { $0.row < rows.count / V })
         try rows.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: logits) }
         var results: [(token: Int, logprobs: DrawnLogprobs?)] = []
-        for start in stride(from: 0, to: draws.count, by: maxLogitRows) {
-            let part = Array(draws[start..<min(draws.count, start + maxLogitRows)])
-            try drawing.launch(draws: part, logits: logits, out: argmax.out, byDraw: true)
+        let step = min(maxLogitRows, max(1, perLaunch ?? maxLogitRows))
+        for start in stride(from: 0, to: draws.count, by: step) {
+            let part = Array(draws[start..<min(draws.count, start + step)])
+            for _ in 0..<repeats {
+                try drawing.launch(draws: part, logits: logits, out: argmax.out, byDraw: true)
+            }
             var reported = try drawing.downloadLogprobs(part.count { $0.draw.logprobs != nil })[...]
             try gpu.download(argmax.out, bytes: part.count * 4, into: hostArgmaxes)
             let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
@@ -95,29 +102,5 @@ extension GPULlama {
             }
         }
         return results
-    }
-
-    /// Draws on the device from the given logits rows (uploaded into the logits buffer; `vocabSize` floats each, at
-    /// most `maxLogitRows`), `perLaunch` draws a launch (at most `maxLogitRows`), `repeats` times over (the last
-    /// launch's tokens returned): gpu-check compares draw_rows with the exact reference, across launch shapes, and
-    /// times it.
-    public func drawOnDevice(rows: [Float], draws: [(row: Int, draw: DeviceDraw)], repeats: Int = 1, perLaunch: Int? = nil) throws -> [Int] {
-        try gpu.makeCurrent()
-        let V = config.vocabSize
-        guard let drawing else { throw GPUError.compile("sampling", log: "draw_rows could not be built at load (the warning printed then says why)") }
-        precondition(rows.count % V == 0 && rows.count / V <= maxLogitRows && draws.allSatisfy { $0.row < rows.count / V })
-        try rows.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: logits) }
-        var tokens: [Int] = []
-        let step = min(maxLogitRows, max(1, perLaunch ?? maxLogitRows))
-        for start in stride(from: 0, to: draws.count, by: step) {
-            let part = Array(draws[start..<min(draws.count, start + step)])
-            for _ in 0..<repeats {
-                try drawing.launch(draws: part, logits: logits, out: argmax.out, byDraw: true)
-            }
-            try gpu.download(argmax.out, bytes: part.count * 4, into: hostArgmaxes)
-            let all = hostArgmaxes.assumingMemoryBound(to: Int32.self)
-            tokens += (0..<part.count).map { Int(all[$0]) }
-        }
-        return tokens
     }
 }

@@ -12,9 +12,7 @@ extension GPUCheckCommand {
     /// reference is the one the device must match.
     static func deviceDrawCheck(_ llama: GPULlama) throws -> [String: Any] {
         let V = llama.config.vocabSize, prompt = (0..<60).map { 200 + ($0 * 53) % 20000 }
-        let table = Array(0..<8)
-        _ = try llama.forwardArgmax([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
-        var rows = try llama.forward([SequenceStep(tokens: [17, 4242, 999, 31337], start: prompt.count, blockTable: table, logits: .all)])
+        var rows = try modelRows(llama, prompt: prompt, next: [17, 4242, 999, 31337])
         var ties = Array(rows[0..<V])
         let top = ties.max()!
         for i in [3, 700, 9000] { ties[i] = top }
@@ -75,15 +73,15 @@ extension GPUCheckCommand {
                 }
             }
         }
-        let tokens = try llama.drawOnDevice(rows: rows, draws: draws)
+        let tokens = try llama.drawOnDevice(rows: rows, draws: draws).map(\.token)
         let fromExact = zip(tokens, exact).filter { $0 != $1 }.count
         let hostFromExact = zip(host, exact).filter { $0 != $1 }.count
         let fromHost = zip(tokens, host).filter { $0 != $1 }.count
         // The launch shape must not matter: a lone draw spreads over 32 blocks, 8 draws over 16 blocks each, and a
         // launch of 256 draws loops over its rows with a few blocks to each (the tokens above).
         let sample = Array(stride(from: 0, to: draws.count, by: 37))
-        let alone = try llama.drawOnDevice(rows: rows, draws: sample.map { draws[$0] }, perLaunch: 1)
-        let eights = try llama.drawOnDevice(rows: rows, draws: sample.map { draws[$0] }, perLaunch: 8)
+        let alone = try llama.drawOnDevice(rows: rows, draws: sample.map { draws[$0] }, perLaunch: 1).map(\.token)
+        let eights = try llama.drawOnDevice(rows: rows, draws: sample.map { draws[$0] }, perLaunch: 8).map(\.token)
         let shapes = sample.indices.filter { alone[$0] != tokens[sample[$0]] || eights[$0] != tokens[sample[$0]] }.count
         print("draw_rows across launch shapes (1, 8 and 256 draws a launch): \(shapes) of \(sample.count) draws differ")
         var shown = 0
@@ -109,5 +107,12 @@ extension GPUCheckCommand {
                      fromExact, draws.count, rowCount, settings.count, fromHost, hostFromExact, one, many))
         return ["draws": draws.count, "differing_from_exact": fromExact, "differing_from_host": fromHost, "host_differing_from_exact": hostFromExact,
                 "launch_1_us": one, "launch_32_us": many, "differing_across_launch_shapes": shapes]
+    }
+
+    /// The logits rows of this model for `next` after `prompt` (the prompt's KV in blocks 0..<8).
+    static func modelRows(_ llama: GPULlama, prompt: [Int], next: [Int]) throws -> [Float] {
+        let table = Array(0..<8)
+        _ = try llama.forwardArgmax([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
+        return try llama.forward([SequenceStep(tokens: next, start: prompt.count, blockTable: table, logits: .all)])
     }
 }

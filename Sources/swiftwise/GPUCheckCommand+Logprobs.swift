@@ -10,9 +10,7 @@ extension GPUCheckCommand {
     /// tokens must be the same ones in the same order.
     static func deviceLogprobCheck(_ llama: GPULlama) throws -> [String: Any] {
         let V = llama.config.vocabSize, prompt = (0..<40).map { 300 + ($0 * 71) % 20000 }
-        let table = Array(0..<8)
-        _ = try llama.forwardArgmax([SequenceStep(tokens: prompt, start: 0, blockTable: table, logits: .last)])
-        let rows = try llama.forward([SequenceStep(tokens: [5, 600, 7000, 23], start: prompt.count, blockTable: table, logits: .all)])
+        let rows = try modelRows(llama, prompt: prompt, next: [5, 600, 7000, 23])
         let output = [600, 5, 31337, 600]
         let settings: [(temperature: Float, topK: Int, topP: Float, repetition: Float, frequency: Float, top: Int)] = [
             (0.8, 0, 0.95, 1, 0, 5), (0, 0, 1, 1, 0, 3), (1, 0, 1, 1, 0, 0), (0.7, 0, 1, 1.2, 0.3, 20), (1.2, 40, 1, 1, 0, 1),
@@ -29,7 +27,7 @@ extension GPUCheckCommand {
                 }
             }
         }
-        let results = try llama.drawWithLogprobs(rows: rows, draws: draws)
+        let results = try llama.drawOnDevice(rows: rows, draws: draws)
         var reference = ReferenceSampler()
         var largestDrawn: Float = 0, largestTop: Float = 0, topsDiffering = 0, missing = 0
         for (i, result) in results.enumerated() {
