@@ -66,10 +66,7 @@ struct GPUDraw {
         params = try gpu.allocate(rows * Self.stride)
         host = try gpu.allocateHost(rows * Self.stride)
         let sms = gpu.multiprocessors
-        let barrierWords = try gpu.allocate(2 * sms * 4)
-        let zeros = [UInt32](repeating: 0, count: 2 * sms)
-        try zeros.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: barrierWords) }
-        words = barrierWords
+        words = try GPULlama.upload([Float](repeating: 0, count: 2 * sms), gpu)  // zero bits
         partials = try gpu.allocate(2 * sms * 256 * 8)
         results = try gpu.allocate(4 * sms * 8)
         penalties = try PenaltyEntries(gpu, vocab: vocab)
