@@ -38,6 +38,7 @@ public final class CUDADriver: @unchecked Sendable {
     let cuGraphInstantiateWithFlags: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> Result
     let cuGraphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
     let cuGraphDestroy: @convention(c) (OpaquePointer?) -> Result
+    let cuGraphExecDestroy: @convention(c) (OpaquePointer?) -> Result
     let cuFuncSetAttribute: @convention(c) (OpaquePointer?, Int32, Int32) -> Result
     // Events: GPU-side timestamps for the per-operation profile.
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
@@ -86,6 +87,7 @@ public final class CUDADriver: @unchecked Sendable {
         cuGraphInstantiateWithFlags = try lib.symbol("cuGraphInstantiateWithFlags", as: type(of: cuGraphInstantiateWithFlags))
         cuGraphLaunch = try lib.symbol("cuGraphLaunch", as: type(of: cuGraphLaunch))
         cuGraphDestroy = try lib.symbol("cuGraphDestroy", as: type(of: cuGraphDestroy))
+        cuGraphExecDestroy = try lib.symbol("cuGraphExecDestroy", as: type(of: cuGraphExecDestroy))
         cuFuncSetAttribute = try lib.symbol("cuFuncSetAttribute", as: type(of: cuFuncSetAttribute))
         cuEventCreate = try lib.symbol("cuEventCreate", as: type(of: cuEventCreate))
         cuEventRecord = try lib.symbol("cuEventRecord", as: type(of: cuEventRecord))

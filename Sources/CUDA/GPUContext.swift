@@ -202,6 +202,9 @@ public final class GPUContext: @unchecked Sendable {
         try driver.check(driver.cuGraphLaunch(graph, stream), "cuGraphLaunch")
     }
 
+    /// Frees a graph that `capture` returned.
+    public func destroy(graph: OpaquePointer) { _ = driver.cuGraphExecDestroy(graph) }
+
     /// Lets `function` use up to `bytes` of shared memory per block (beyond the default 48 KiB); fails when the device
     /// allows less.
     public func allowSharedMemory(_ function: OpaquePointer, bytes: Int) throws(GPUError) {

@@ -102,19 +102,32 @@ public final class GPULlama: @unchecked Sendable {
     /// Batch-1 decode steps as one persistent kernel (`decode_step_persistent`; same bits as the fused kernels);
     /// `SWIFTWISE_PERSISTENT_DECODE=0` launches the fused kernels one by one.
     public var persistentDecode = ProcessInfo.processInfo.environment["SWIFTWISE_PERSISTENT_DECODE"] != "0"
+    /// `SWIFTWISE_KERNEL_DEFINES="-DNAME=1 ..."`: extra NVRTC options for the model's kernels, for timing a kernel
+    /// variant against the default in one run (the kernel cache is keyed by the options too). Not for production.
+    static let experimentDefines = (ProcessInfo.processInfo.environment["SWIFTWISE_KERNEL_DEFINES"] ?? "")
+        .split(separator: " ").map(String.init)
     /// Whether the device allows decode_step_persistent's shared memory (checked at load).
     public private(set) var persistentDecodeAvailable = false
     /// Where decode_step_persistent writes each block's barrier arrival and departure times (`PersistentTrace.words`
     /// UInt64 words; gpu-check's phase timing), or 0.
     public var persistentTrace: UInt64 = 0
+    /// The weights, KV cache and scratch buffers (freed with the model).
+    let memory: DeviceMemory
     /// The persistent kernel's per-layer weight pointers (8 words a layer) and its two barrier words.
     let layerTable: UInt64, persistentSync: UInt64
 
-    /// Loads `checkpoint` onto the device and allocates a KV cache of `numBlocks` × `blockSize` tokens.
     /// Element size of weights and GEMM inputs: 2 (bf16) or 4 (fp32, the exactness check mode).
     public let gemmBytes: Int
 
-    public init(checkpoint: LlamaCheckpoint, gpu: GPUContext, blockSize: Int, numBlocks: Int, maxTokens: Int = 2048,
+    /// Loads `checkpoint` onto the device and allocates a KV cache of `numBlocks` × `blockSize` tokens.
+    public convenience init(checkpoint: LlamaCheckpoint, gpu: GPUContext, blockSize: Int, numBlocks: Int, maxTokens: Int = 2048,
+                            maxLogitRows: Int = 256, fp32: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
+        try self.init(checkpoint: checkpoint, gpu: gpu, blockSize: blockSize, cache: .blocks(numBlocks), maxTokens: maxTokens,
+                      maxLogitRows: maxLogitRows, fp32: fp32, progress: progress)
+    }
+
+    /// Loads `checkpoint` onto the device and allocates a KV cache of `blockSize`-token blocks sized by `cache`.
+    public init(checkpoint: LlamaCheckpoint, gpu: GPUContext, blockSize: Int, cache: KVCacheSize, maxTokens: Int = 2048,
                 maxLogitRows: Int = 256, fp32: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
         let c = checkpoint.config
         // rope_split keeps a row's rotation angles in shared memory for head dims up to 256.
@@ -123,8 +136,9 @@ public final class GPULlama: @unchecked Sendable {
         }
         config = c
         self.gpu = gpu
+        let memory = DeviceMemory(gpu)  // everything below is freed with the model, or when loading fails
+        self.memory = memory
         self.blockSize = blockSize
-        self.numBlocks = numBlocks
         self.maxTokens = maxTokens
         self.maxLogitRows = maxLogitRows
         gemmBytes = fp32 ? 4 : 2
@@ -132,7 +146,7 @@ public final class GPULlama: @unchecked Sendable {
         // --fmad=false: no implicit FMA contraction, so kernels that must agree bit for bit (attention's two launch
         // shapes) compute exactly what they spell; the GEMV spells its FMAs.
         functions = try gpu.module(source: GPUKernels.source, name: fp32 ? "llama-fp32" : "llama", functions: GPUKernels.names,
-                                   options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"])
+                                   options: (fp32 ? ["-DGEMM_FP32"] : []) + ["--fmad=false"] + Self.experimentDefines)
         gemms = GPUGemm(gpu: gpu, functions: functions, elementBytes: fp32 ? 4 : 2)
         let store = checkpoint.store, naming = checkpoint.naming
         var bytes = 0
@@ -146,7 +160,7 @@ public final class GPULlama: @unchecked Sendable {
         func matrix(_ name: String, rows: Int, cols: Int, rowOrder: [Int]? = nil, into destination: UInt64? = nil) throws -> UInt64 {
             let i = try info(name, [cols, rows])
             let raw = store.bytes(of: i)
-            let ptr = try destination ?? gpu.allocate(rows * cols * eb)
+            let ptr = try destination ?? memory.allocate(rows * cols * eb)
             bytes += rows * cols * eb
             if i.type == .bf16 && rowOrder == nil && eb == 2 {
                 try gpu.upload(raw.baseAddress!, bytes: rows * cols * 2, to: ptr)
@@ -172,7 +186,7 @@ public final class GPULlama: @unchecked Sendable {
         }
         func vector(_ name: String, _ n: Int) throws -> UInt64 {
             let values = Dequantize.tensor(store, try info(name, [n]))
-            return try Self.upload(values, gpu)
+            return try memory.upload(values)
         }
         func optionalVector(_ name: String, _ n: Int) throws -> UInt64? { store.tensors[name] == nil ? nil : try vector(name, n) }
         let d = c.hiddenSize, kv = c.kvDim, f = c.ffnSize, qd = c.heads * c.headDim
@@ -186,11 +200,11 @@ public final class GPULlama: @unchecked Sendable {
         for l in 0..<c.layers {
             progress?(l, c.layers)
             func n(_ role: String) -> String { naming.layer(l, role) }
-            let wqkv = try gpu.allocate((qd + 2 * kv) * d * eb)
+            let wqkv = try memory.allocate((qd + 2 * kv) * d * eb)
             _ = try matrix(n("q"), rows: qd, cols: d, rowOrder: qOrder, into: wqkv)
             _ = try matrix(n("k"), rows: kv, cols: d, rowOrder: kOrder, into: wqkv + UInt64(qd * d * eb))
             _ = try matrix(n("v"), rows: kv, cols: d, into: wqkv + UInt64((qd + kv) * d * eb))
-            let wGateUp = try gpu.allocate(2 * f * d * eb)
+            let wGateUp = try memory.allocate(2 * f * d * eb)
             _ = try matrix(n("gate"), rows: f, cols: d, into: wGateUp)
             _ = try matrix(n("up"), rows: f, cols: d, into: wGateUp + UInt64(f * d * eb))
             var bqkv: UInt64?
@@ -198,7 +212,7 @@ public final class GPULlama: @unchecked Sendable {
                 func part(_ name: String, _ count: Int) throws -> [Float] {
                     store.tensors[name] == nil ? [Float](repeating: 0, count: count) : Dequantize.tensor(store, try info(name, [count]))
                 }
-                bqkv = try Self.upload(try part(n("bq"), qd) + part(n("bk"), kv) + part(n("bv"), kv), gpu)
+                bqkv = try memory.upload(try part(n("bq"), qd) + part(n("bk"), kv) + part(n("bv"), kv))
             }
             layers.append(Layer(
                 attnNorm: try vector(n("attnNorm"), d), ffnNorm: try vector(n("ffnNorm"), d),
@@ -208,31 +222,35 @@ public final class GPULlama: @unchecked Sendable {
         progress?(c.layers, c.layers)
         self.layers = layers
         weightBytes = bytes
-        inverseFrequencies = try Self.upload(checkpoint.inverseFrequencies, gpu)
+        inverseFrequencies = try memory.upload(checkpoint.inverseFrequencies)
+        // Sized now, from what the device has left with the weights on it (vLLM measures after loading too).
+        let numBlocks = try cache.blocks(gpu.memory, blockBytes: Self.cacheBytesPerToken(c, gemmBytes: eb, batchInvariant: gemms.batchInvariant) * blockSize,
+                                         scratchBytes: Self.scratchSizes(c, maxTokens: maxTokens, maxLogitRows: maxLogitRows, numBlocks: 0, gemmBytes: eb).total)
+        self.numBlocks = numBlocks
         let cacheFloats = numBlocks * c.layers * blockSize * kv
-        kCache = try gpu.allocate(cacheFloats * 4)
-        vCache = try gpu.allocate(cacheFloats * 4)
+        kCache = try memory.allocate(cacheFloats * 4)
+        vCache = try memory.allocate(cacheFloats * 4)
         let shadow = Self.hasKVShadow(headDim: c.headDim, gemmBytes: eb, batchInvariant: gemms.batchInvariant)
-        kShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
-        vShadow = shadow ? try gpu.allocate(cacheFloats * 2) : 0
+        kShadow = shadow ? try memory.allocate(cacheFloats * 2) : 0
+        vShadow = shadow ? try memory.allocate(cacheFloats * 2) : 0
         let sizes = Self.scratchSizes(c, maxTokens: maxTokens, maxLogitRows: maxLogitRows, numBlocks: numBlocks, gemmBytes: eb)
-        x = try gpu.allocate(sizes.x); xn = try gpu.allocate(sizes.xn)
-        qkv = try gpu.allocate(sizes.qkv)
-        q = try gpu.allocate(sizes.q); attnB = try gpu.allocate(sizes.attnB)
-        gateUp = try gpu.allocate(sizes.gateUp); act = try gpu.allocate(sizes.act)
-        delta = try gpu.allocate(sizes.delta); normed = try gpu.allocate(sizes.normed)
-        logits = try gpu.allocate(sizes.logits)
+        x = try memory.allocate(sizes.x); xn = try memory.allocate(sizes.xn)
+        qkv = try memory.allocate(sizes.qkv)
+        q = try memory.allocate(sizes.q); attnB = try memory.allocate(sizes.attnB)
+        gateUp = try memory.allocate(sizes.gateUp); act = try memory.allocate(sizes.act)
+        delta = try memory.allocate(sizes.delta); normed = try memory.allocate(sizes.normed)
+        logits = try memory.allocate(sizes.logits)
         intCapacity = sizes.ints
-        ints = try gpu.allocate(intCapacity * 4)
-        partials = try gpu.allocate(sizes.partials)
+        ints = try memory.allocate(intCapacity * 4)
+        partials = try memory.allocate(sizes.partials)
         argmax = try GPUArgmax(gpu, rows: maxLogitRows)
         drawing = GPUDraw.make(gpu, rows: maxLogitRows, vocab: c.vocabSize)
-        splitCounters = try Self.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads), gpu)  // zero bits
+        splitCounters = try memory.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads))  // zero bits
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
-        hostMeta = try gpu.allocateHost(intCapacity * 4)
-        hostLogits = try gpu.allocateHost(maxLogitRows * c.vocabSize * 4)
-        hostArgmaxes = try gpu.allocateHost(maxLogitRows * 4)
+        hostMeta = try memory.allocateHost(intCapacity * 4)
+        hostLogits = try memory.allocateHost(maxLogitRows * c.vocabSize * 4)
+        hostArgmaxes = try memory.allocateHost(maxLogitRows * 4)
         try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * Self.attentionSplit * c.headDim * 4)
         for base in ["gemv_norm", "gemv_norm_swiglu", "gemv_norm_rope"] {
             for name in [base, base + GPUKernels.singleRowSuffix] {
@@ -244,19 +262,16 @@ public final class GPULlama: @unchecked Sendable {
             try gpu.allowSharedMemory(functions[flash.name]!, bytes: flash.sharedBytes)
         }
         let table = layers.flatMap { l -> [UInt64] in [l.wqkv, l.wo, l.wGateUp, l.wDown, l.bqkv ?? 0, l.attnNorm, l.ffnNorm, 0] }
-        let tablePointer = try gpu.allocate(table.count * 8)
-        try table.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: tablePointer) }
-        layerTable = tablePointer
-        persistentSync = try Self.upload([0, 0, 0, 0], gpu)  // zero bits
+        layerTable = try memory.upload(table)
+        persistentSync = try memory.upload([UInt32](repeating: 0, count: 4))  // zero bits
         // Devices with less shared memory per block than the kernel needs run the fused kernels one by one.
         persistentDecodeAvailable = gpu.cooperativeLaunch
             && (try? gpu.allowSharedMemory(functions["decode_step_persistent"]!, bytes: Self.persistentDecodeShared(c, gemmBytes: eb).total)) != nil
     }
 
     deinit {
-        gpu.freeHost(hostMeta)
-        gpu.freeHost(hostLogits)
-        gpu.freeHost(hostArgmaxes)
+        graphs.values.forEach(gpu.destroy(graph:))
+        argmax.free()
         drawing?.free()
     }
 

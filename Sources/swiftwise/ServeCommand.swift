@@ -38,11 +38,6 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest accepted request body.") var maxBodySize = ByteSize(bytes: 32 << 20)
     @OptionGroup var logging: LoggingOptions
 
-    static func parameterCount(_ c: ModelConfig) -> Int {
-        let perLayer = c.hiddenSize * (c.heads * c.headDim) * 2 + c.hiddenSize * c.kvDim * 2 + 3 * c.hiddenSize * c.ffnSize
-        return c.layers * perLayer + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 1 : 2)
-    }
-
     func validate() throws {
         guard device == "cpu" || device == "cuda" else { throw ValidationError("--device must be cpu or cuda") }
         guard tensorParallelSize == 1 else { throw ValidationError("--tensor-parallel-size \(tensorParallelSize) is not supported (1 only)") }
@@ -69,22 +64,19 @@ struct ServeCommand: AsyncParsableCommand {
         let numBlocks: Int
         if device == "cuda" {
             let gpu = try GPUContext()
-            // vLLM's rule: the KV cache gets what is left of `utilization × total` after what is in use already
-            // (the context, cuBLAS's workspace), the weights (bf16, from the checkpoint's shapes), the scratch buffers
-            // for --max-num-batched-tokens rows and --max-num-seqs rows of logits, and 256 MiB for what is not counted
-            // (kernel modules, CUDA graphs, allocation granularity).
+            // vLLM's rule (KVCacheSize.memoryFraction): the KV cache gets what is left of `utilization × total` once the
+            // weights are loaded, less the scratch buffers for --max-num-batched-tokens rows and --max-num-seqs rows of
+            // logits and 256 MiB for what is not counted. An explicit --kv-cache-memory without the flag sizes it instead.
             let utilization = gpuMemoryUtilization ?? 0.9
             guard utilization > 0, utilization <= 1 else { throw ValidationError("--gpu-memory-utilization must be in (0, 1]") }
-            let memory = gpu.memory
-            let weights = Self.parameterCount(config) * 2
-            let scratch = GPULlama.scratchBytes(config, maxTokens: maxNumBatchedTokens, maxLogitRows: maxNumSeqs)
-            let budget = Int(Double(memory.total) * utilization) - (memory.total - memory.free) - weights - scratch - (256 << 20)
-            let blockBytes = bytesPerBlock + 16  // + its block-table entries in the step metadata
-            numBlocks = gpuMemoryUtilization == nil && kvCacheMemory.bytes != (1 << 30) ? kvCacheMemory.bytes / bytesPerBlock : budget / blockBytes
-            guard numBlocks > 0 else { throw ValidationError("not enough device memory for a KV cache (\(memory.free >> 20) MiB free)") }
-            logger.info("GPU \(gpu.name) (sm_\(gpu.computeCapability)), \(memory.free >> 20) MiB free")
-            backend = try GPULlama(checkpoint: checkpoint, gpu: gpu, blockSize: blockSize, numBlocks: numBlocks,
-                                   maxTokens: maxNumBatchedTokens, maxLogitRows: maxNumSeqs, progress: progress)
+            let cache: KVCacheSize = gpuMemoryUtilization == nil && kvCacheMemory.bytes != (1 << 30)
+                ? .blocks(kvCacheMemory.bytes / bytesPerBlock) : .memoryFraction(utilization)
+            if cache == .blocks(0) { throw ValidationError("--kv-cache-memory \(kvCacheMemory) holds no KV block of \(bytesPerBlock) bytes") }
+            logger.info("GPU \(gpu.name) (sm_\(gpu.computeCapability)), \(gpu.memory.free >> 20) MiB free")
+            let llama = try GPULlama(checkpoint: checkpoint, gpu: gpu, blockSize: blockSize, cache: cache,
+                                     maxTokens: maxNumBatchedTokens, maxLogitRows: maxNumSeqs, progress: progress)
+            numBlocks = llama.numBlocks
+            backend = llama
         } else {
             numBlocks = kvCacheMemory.bytes / bytesPerBlock
             backend = CPUBackend(model: try LlamaModel(checkpoint: checkpoint, progress: progress), blockSize: blockSize, numBlocks: numBlocks)
