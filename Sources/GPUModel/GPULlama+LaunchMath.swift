@@ -52,7 +52,15 @@ extension GPULlama {
 
     /// Sub-blocks of 256 threads per block of decode_step_persistent (the kernel's PD_SUBS; one block per SM, so at
     /// most 128 registers a thread) and 16-byte ring slots per lane of its weight streams (PD_STAGES).
-    static let persistentSubBlocks = 2, persistentStages = 16
+    static let persistentSubBlocks = 2
+    static let persistentStages = experimentDefine("PD_STAGES") ?? 16
+    /// Decode-attention memories of decode_step_persistent (PD_ATT_AREAS): one per sub-block.
+    static let persistentAttentionAreas = experimentDefine("PD_ATT_AREAS") ?? persistentSubBlocks
+
+    /// The value of `-DNAME=value` in SWIFTWISE_KERNEL_DEFINES (the host's side of a kernel experiment).
+    static func experimentDefine(_ name: String) -> Int? {
+        experimentDefines.lazy.compactMap { $0.hasPrefix("-D\(name)=") ? Int($0.dropFirst(name.count + 3)) : nil }.first
+    }
 
     /// Dynamic shared memory of decode_step_persistent: one GEMV input row (the widest of hidden, attention and FFN
     /// width), one decode-attention block's memory per sub-block (each rounded to 16 bytes: float4 stores), then
@@ -62,7 +70,7 @@ extension GPULlama {
         let input = (max(c.hiddenSize, c.heads * c.headDim, c.ffnSize) * gemmBytes + 15) / 16 * 16
         let attention = (decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim) / 4 + 3) / 4 * 4
         let rings = persistentSubBlocks * 8 * persistentStages * 32 * 16
-        return (input, attention, input + persistentSubBlocks * attention * 4 + rings)
+        return (input, attention, input + persistentAttentionAreas * attention * 4 + rings)
     }
 
     /// Whether one-row decode steps run as decode_step_persistent: switched on, where the fused GEMVs and

@@ -14,7 +14,22 @@ extension GPUKernels {
     // Dynamic shared memory: GPULlama.persistentDecodeShared.
     #define PD_SUBS 2
     #define PD_THREADS (PD_SUBS * DECODE_ATT_THREADS)
+    #ifndef PD_STAGES
     #define PD_STAGES 16
+    #endif
+    // Decode-attention memories: one per sub-block, or one for sub-block 0 alone (which then takes every attention
+    // block), leaving more shared memory to the rings.
+    #ifndef PD_ATT_AREAS
+    #define PD_ATT_AREAS PD_SUBS
+    #endif
+    // Diagnostics for timing only (their logits are wrong): PD_DIAG_NO_WAIT=1 never waits at a grid barrier (the
+    // weights' streaming alone), PD_DIAG_NO_ATTENTION=1 skips attention.
+    #ifndef PD_DIAG_NO_WAIT
+    #define PD_DIAG_NO_WAIT 0
+    #endif
+    #ifndef PD_DIAG_NO_ATTENTION
+    #define PD_DIAG_NO_ATTENTION 0
+    #endif
 
     // A layer's device pointers, as GPULlama uploads them (8 words a layer).
     struct LayerWeights {
@@ -27,6 +42,23 @@ extension GPUKernels {
         float* x;
         __device__ int row(int u, int) const { return u; }
         __device__ void store(int u, int, const float* s) const { x[u] = __ldcg(x + u) + s[0]; }
+    };
+
+    // What a unit's output needs from memory besides its sums, loaded when the unit starts, so that the round trip
+    // overlaps the unit's weights instead of following them: x[u] for the residual add (only the unit's own warp
+    // writes it during the phase), nothing for the others.
+    #ifndef PD_PRELOAD
+    #define PD_PRELOAD 0
+    #endif
+    template <class Out> struct PDPreload {
+        __device__ static float load(const Out&, int) { return 0.f; }
+        __device__ static void store(const Out& out, int u, const float* s, float) { out.store(u, 0, s); }
+    };
+    template <> struct PDPreload<PDResidualOut> {
+        __device__ static float load(const PDResidualOut& out, int u) { return PD_PRELOAD ? __ldcg(out.x + u) : 0.f; }
+        __device__ static void store(const PDResidualOut& out, int u, const float* s, float pre) {
+            if (PD_PRELOAD) out.x[u] = pre + s[0]; else out.store(u, 0, s);
+        }
     };
 
     __device__ __forceinline__ unsigned long long pd_now() {
@@ -51,7 +83,7 @@ extension GPUKernels {
     __device__ __forceinline__ void pd_grid_wait(unsigned* arrived, unsigned target, unsigned long long* trace, int mark) {
         if (threadIdx.x == 0) {
             unsigned seen;
-            do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(arrived) : "memory"); } while (seen < target);
+            do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(arrived) : "memory"); } while (!PD_DIAG_NO_WAIT && seen < target);
             if (trace) trace[2 * mark + 1] = pd_now();
         }
         __syncthreads();
@@ -127,6 +159,7 @@ extension GPUKernels {
         int lane = threadIdx.x & 31, slot = 0;
         for (int r = 0; r < st.count; r++) {
             float sum[NOUT];
+            float pre = lane == 0 ? PDPreload<Out>::load(st.out, st.first + r * st.stride) : 0.f;
             for (int p = 0; p < st.ks; p++) {
                 float acc[NOUT];
                 #pragma unroll
@@ -155,14 +188,56 @@ extension GPUKernels {
                     sum[m] = p == 0 ? s : sum[m] + s;
                 }
             }
-            if (lane == 0) st.out.store(st.first + r * st.stride, 0, sum);
+            if (lane == 0) PDPreload<Out>::store(st.out, st.first + r * st.stride, sum, pre);
         }
     }
 
-    // xs = rmsnorm(x) as GEMM inputs: the first 256 threads sum as rmsnorm_bf16 and block_sum do (same bits), all
-    // threads scale.
+    // xs = rmsnorm(x) as GEMM inputs: the first 256 threads sum as rmsnorm_bf16 and block_sum do (same bits). Where x
+    // fits PD_NORM_REGS values a thread, those threads load their values of x and of the norm weights at once (one
+    // round trip at the head of the phase instead of one per value and a second for the scaling) and scale them.
+    // PD_FAST_NORM, PD_PRELOAD (below) and DECODE_ATT_Q_WITH_KEYS are variants of the same bits, off until timed on a
+    // GPU (SWIFTWISE_KERNEL_DEFINES="-DPD_FAST_NORM=1 ..." turns them on for a run).
+    #ifndef PD_FAST_NORM
+    #define PD_FAST_NORM 0
+    #endif
+    #define PD_NORM_REGS 8
     __device__ void pd_stage_norm(const float* x, const float* nw, float eps, int D, gemm_t* xs, float* red) {
         int tid = threadIdx.x;
+    #if PD_FAST_NORM
+        if (D <= DECODE_ATT_THREADS * PD_NORM_REGS) {
+            float v[PD_NORM_REGS], wn[PD_NORM_REGS];
+            if (tid < DECODE_ATT_THREADS) {
+                #pragma unroll
+                for (int j = 0; j < PD_NORM_REGS; j++) {
+                    int i = tid + j * DECODE_ATT_THREADS;
+                    v[j] = i < D ? __ldcg(x + i) : 0.f;
+                    wn[j] = i < D ? nw[i] : 0.f;
+                }
+                float s = 0.f;
+                #pragma unroll
+                for (int j = 0; j < PD_NORM_REGS; j++) if (tid + j * DECODE_ATT_THREADS < D) s += v[j] * v[j];
+                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+                if ((tid & 31) == 0) red[tid >> 5] = s;
+                GroupSync{1}();
+                if (tid < 32) {
+                    s = tid < (DECODE_ATT_THREADS >> 5) ? red[tid] : 0.f;
+                    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+                    if (tid == 0) red[8] = rsqrtf(s / D + eps);
+                }
+            }
+            __syncthreads();
+            if (tid < DECODE_ATT_THREADS) {
+                float scale = red[8];
+                #pragma unroll
+                for (int j = 0; j < PD_NORM_REGS; j++) {
+                    int i = tid + j * DECODE_ATT_THREADS;
+                    if (i < D) xs[i] = to_gemm(v[j] * scale * wn[j]);
+                }
+            }
+            __syncthreads();
+            return;
+        }
+    #endif
         if (tid < DECODE_ATT_THREADS) {
             float s = 0.f;
             for (int i = tid; i < D; i += DECODE_ATT_THREADS) {
@@ -218,8 +293,11 @@ extension GPUKernels {
         gemm_t* xs = (gemm_t*)pd_shared;
         int sub = threadIdx.x >> 8;
         // After xs: the attention blocks' memory, then the warps' rings.
-        float* att = (float*)(pd_shared + xs_bytes) + sub * att_floats;
-        uint4* ring = (uint4*)(pd_shared + xs_bytes + PD_SUBS * att_floats * 4) + (threadIdx.x >> 5) * PD_STAGES * 32;
+        float* att = (float*)(pd_shared + xs_bytes) + (sub % PD_ATT_AREAS) * att_floats;
+        uint4* ring = (uint4*)(pd_shared + xs_bytes + PD_ATT_AREAS * att_floats * 4) + (threadIdx.x >> 5) * PD_STAGES * 32;
+        // Attention blocks run by the sub-blocks that have memory for them: vb0, vb0 + attStride, ...
+        bool attends = sub < PD_ATT_AREAS;
+        int attStride = gridDim.x * PD_ATT_AREAS;
         GroupSync sync = {sub + 1};
         int QD = heads * hd, qkvUnits = (QD + 2 * kvHeads * hd) / 2;
         unsigned target = 0;
@@ -241,7 +319,7 @@ extension GPUKernels {
             PDStream<1, PDResidualOut> o(w->wo, QD, D, ks_o, residual, ring);
             int vb0 = blockIdx.x + sub * gridDim.x, staged = 0;
             pd_grid_arrive(sync_words, target, trace, ++mark);
-            if (vb0 < kvHeads * max_splits) {
+            if (!PD_DIAG_NO_ATTENTION && attends && vb0 < kvHeads * max_splits) {
                 staged = decode_attention_past_keys(0, vb0 / kvHeads, pos);
                 DecodeSplitKV kv(att, 0, vb0 % kvHeads, vb0 / kvHeads, row_table, tables, l, layers, bs, kvHeads, hd);
                 decode_attention_stage_async(kv, threadIdx.x & (DECODE_ATT_THREADS - 1), 0, staged, kc, vc);
@@ -251,7 +329,7 @@ extension GPUKernels {
             cp_async_wait<PD_STAGES - 1>();  // the staged keys (older than the o projection's PD_STAGES - 1 groups)
             // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
             // longer while most sit idle.
-            for (int vb = vb0; vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
+            for (int vb = vb0; !PD_DIAG_NO_ATTENTION && attends && vb < kvHeads * max_splits; vb += attStride)
                 decode_attention_block<GroupSync, false>(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
                                        counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L,
                                        vb == vb0 ? staged : 0);

@@ -34,20 +34,28 @@ extension GPUCheckCommand {
         var sampled = SamplingParams()
         sampled.temperature = 0.8
         sampled.topP = 0.95
+        var withLogprobs = sampled
+        withLogprobs.logprobs = 5
         var rates: [String: Double] = [:]
-        let drawsOnDevice = llama.drawsOnDevice
-        defer { llama.drawsOnDevice = drawsOnDevice }
+        let drawsOnDevice = llama.drawsOnDevice, logprobsOnDevice = llama.drawsLogprobsOnDevice
+        defer { llama.drawsOnDevice = drawsOnDevice; llama.drawsLogprobsOnDevice = logprobsOnDevice }
         for batch in [1, 32] {
-            rates["batch\(batch)_greedy"] = try engineDecodeRate(llama, batch: batch, prompt: 512, tokens: 128, params: greedy)
-            llama.drawsOnDevice = true
-            rates["batch\(batch)_sampled"] = try engineDecodeRate(llama, batch: batch, prompt: 512, tokens: 128, params: sampled)
-            llama.drawsOnDevice = false
-            rates["batch\(batch)_sampled_host"] = try engineDecodeRate(llama, batch: batch, prompt: 512, tokens: 128, params: sampled)
-            llama.drawsOnDevice = drawsOnDevice
+            func rate(_ params: SamplingParams, device: Bool, logprobs: Bool = false) throws -> Double {
+                llama.drawsOnDevice = device
+                llama.drawsLogprobsOnDevice = logprobs
+                return try engineDecodeRate(llama, batch: batch, prompt: 512, tokens: 128, params: params)
+            }
+            rates["batch\(batch)_greedy"] = try rate(greedy, device: drawsOnDevice, logprobs: logprobsOnDevice)
+            rates["batch\(batch)_sampled"] = try rate(sampled, device: true)
+            rates["batch\(batch)_sampled_host"] = try rate(sampled, device: false)
+            rates["batch\(batch)_logprobs"] = try rate(withLogprobs, device: true, logprobs: true)
+            rates["batch\(batch)_logprobs_host"] = try rate(withLogprobs, device: true, logprobs: false)
         }
-        print(String(format: "engine decode (scheduling + forward + sampling; prompt 512, 128 new): batch 1 greedy %.1f, sampled (temperature 0.8, top_p 0.95) on the GPU %.1f, on the host %.1f tok/s; batch 32 greedy %.1f, sampled on the GPU %.1f, on the host %.1f tok/s",
-                     rates["batch1_greedy"]!, rates["batch1_sampled"]!, rates["batch1_sampled_host"]!, rates["batch32_greedy"]!,
-                     rates["batch32_sampled"]!, rates["batch32_sampled_host"]!))
+        for batch in [1, 32] {
+            print(String(format: "engine decode (scheduling + forward + sampling; prompt 512, 128 new), batch %d: greedy %.1f tok/s; sampled (temperature 0.8, top_p 0.95) on the GPU %.1f, on the host %.1f; with logprobs 5 on the GPU %.1f, on the host %.1f",
+                         batch, rates["batch\(batch)_greedy"]!, rates["batch\(batch)_sampled"]!, rates["batch\(batch)_sampled_host"]!,
+                         rates["batch\(batch)_logprobs"]!, rates["batch\(batch)_logprobs_host"]!))
+        }
         return rates
     }
 

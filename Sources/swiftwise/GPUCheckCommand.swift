@@ -16,7 +16,7 @@ struct GPUCheckCommand: ParsableCommand {
     @Option(help: "JSON with prompt_ids, last_logits, argmax and greedy_ids from transformers.") var reference: String?
     @Flag(help: "Also compare the prompt's logits with the CPU path.") var cpu = false
     @Flag(help: "Time decode (batch 1 and 32, prompt 512, 256 new tokens) and a 2,048-token prefill.") var bench = false
-    @Flag(help: "With --bench: only batch-1 decode, three runs, and the persistent kernel's phase table (for iterating on that kernel).")
+    @Flag(help: "With --bench: only the persistent kernel against the fused kernels (bit for bit), batch-1 decode three times and the persistent kernel's phase table (for iterating on that kernel; no draw checks).")
     var quick = false
     @Flag(help: "GPU time of every operation of a batch-1 and a batch-32 decode step and a 2,048-token prefill (events), and cuBLAS at the prefill shapes.") var profile = false
     @Flag(help: "Only time decode through the engine (greedy and sampled, batch 1 and 32), after the mixed-step check.") var engine = false
@@ -71,7 +71,7 @@ struct GPUCheckCommand: ParsableCommand {
         print("loaded \(c.architecture) \(c.layers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize): \(llama.weightBytes >> 20) MiB of \(fp32 ? "fp32" : "bf16") weights in \(ms(ContinuousClock.now - start)) ms")
         results["weight_bytes"] = llama.weightBytes
         results["mixed_step_differing_values"] = try Self.mixedStepCheck(llama)
-        if !fp32 {  // a failing draw check is reported and the rest still runs
+        if !fp32 && !(bench && quick) {  // a failing draw check is reported and the rest still runs
             do { results["device_draws"] = try Self.deviceDrawCheck(llama) } catch {
                 print("draw_rows check failed: \(error)")
                 results["device_draws"] = ["error": "\(error)"]
@@ -181,6 +181,16 @@ struct GPUCheckCommand: ParsableCommand {
             return Double(batch * steps) / (ContinuousClock.now - start).seconds
         }
         if quick {
+            // Bit for bit against the fused kernels one by one, as the reference check does (which --quick may go without).
+            let step = try decodeSteps(llama, batch: 1, prompt: 512, steps: 1, logits: true)
+            llama.persistentDecode = false
+            try step(0)
+            let oneByOne = try llama.forward([SequenceStep(tokens: [7], start: 513, blockTable: Array(0..<33), logits: .last)])
+            llama.persistentDecode = true
+            let persistent = try llama.forward([SequenceStep(tokens: [7], start: 513, blockTable: Array(0..<33), logits: .last)])
+            let differing = zip(persistent, oneByOne).filter { $0.bitPattern != $1.bitPattern }.count
+            print("persistent decode kernel (\(llama.persistentDecodeUse)) vs the fused kernels one by one, 1 row at 513: \(differing) of \(persistent.count) logits differ")
+            out["persistent_vs_fused_differing_logits"] = differing
             let rates = try (0..<3).map { _ in try decodeRate(batch: 1, prompt: 512, steps: 256) }
             print("decode batch 1, three runs: \(rates.map { String(format: "%.1f", $0) }.joined(separator: " ")) tok/s")
             out["decode_batch1_runs"] = rates
