@@ -16,14 +16,6 @@ extension GPUKernels {
     // K rows in shared memory are padded by 4 floats: 16-byte aligned (float4 copies and reads), and eight consecutive
     // rows read as float4 fall in distinct banks.
     #define ATT_KPAD 4
-    #ifndef DECODE_ATT_Q_WITH_KEYS
-    #define DECODE_ATT_Q_WITH_KEYS 0
-    #endif
-    #if DECODE_ATT_Q_WITH_KEYS
-    #define DECODE_ATT_STAGE_INLINE __forceinline__
-    #else
-    #define DECODE_ATT_STAGE_INLINE __noinline__
-    #endif
     struct BlockSync { __device__ __forceinline__ void operator()() const { __syncthreads(); } };
     // Named barrier `id` (1..15; 0 is __syncthreads) over DECODE_ATT_THREADS threads.
     struct GroupSync {
@@ -52,7 +44,7 @@ extension GPUKernels {
     // V per thread in flight at once: the block-table lookups, then the loads they address, are one round trip each
     // instead of one per iteration (a split is only a few microseconds of work). Plain loads, not cp.async: the
     // persistent kernel has weight copies of its own in flight, which a cp.async wait here would wait for too.
-    __device__ DECODE_ATT_STAGE_INLINE void decode_attention_stage(DecodeSplitKV kv, int tid, int from, int to, const float* kc, const float* vc) {
+    __device__ __forceinline__ void decode_attention_stage(DecodeSplitKV kv, int tid, int from, int to, const float* kc, const float* vc) {
         int hd = kv.hd;
         for (int i0 = from * hd / 4; i0 < to * hd / 4; i0 += 4 * DECODE_ATT_THREADS) {
             float4 k4[4], v4[4];
@@ -124,7 +116,6 @@ extension GPUKernels {
             decode_attention_stage_async(kv, tid, staged, count, kc, vc);
             cp_async_wait<0>();
         } else {
-    #if DECODE_ATT_Q_WITH_KEYS
             // q's first values are loaded into registers while the keys' loads are issued: one round trip, not two
             // (the persistent kernel, right after the grid barrier, when the split's older keys are already staged).
             float qr[2];
@@ -134,10 +125,6 @@ extension GPUKernels {
             decode_attention_stage(kv, tid, staged, count, kc, vc);
             #pragma unroll
             for (int u = 0; u < 2; u++) if (tid + u * DECODE_ATT_THREADS < G * hd) Qs[tid + u * DECODE_ATT_THREADS] = qr[u];
-    #else
-            for (int i = tid; i < G * hd; i += DECODE_ATT_THREADS) Qs[i] = __ldcg(qt + i);
-            decode_attention_stage(kv, tid, staged, count, kc, vc);
-    #endif
         }
         sync();
         // Scores: a warp shares its head (Q read as a broadcast) and reads 32 K rows, four dims per load; the products

@@ -53,7 +53,7 @@ extension GPULlama {
     /// Sub-blocks of 256 threads per block of decode_step_persistent (the kernel's PD_SUBS; one block per SM, so at
     /// most 128 registers a thread) and 16-byte ring slots per lane of its weight streams (PD_STAGES).
     static let persistentSubBlocks = 2
-    static let persistentStages = experimentDefine("PD_STAGES") ?? 16
+    static let persistentStages = experimentDefine("PD_STAGES") ?? 8
     /// Decode-attention memories of decode_step_persistent (PD_ATT_AREAS): one per sub-block.
     static let persistentAttentionAreas = experimentDefine("PD_ATT_AREAS") ?? persistentSubBlocks
 
@@ -65,7 +65,7 @@ extension GPULlama {
     /// Dynamic shared memory of decode_step_persistent: one GEMV input row (the widest of hidden, attention and FFN
     /// width), one decode-attention block's memory per sub-block (each rounded to 16 bytes: float4 stores), then
     /// every warp's ring of 16-byte chunks (separate from the attention memory: the o projection's copies fly during
-    /// attention). 214 KiB for Llama-3.2-1B's shape.
+    /// attention). 150 KiB for Llama-3.2-1B's shape.
     static func persistentDecodeShared(_ c: ModelConfig, gemmBytes: Int) -> (inputBytes: Int, attentionFloats: Int, total: Int) {
         let input = (max(c.hiddenSize, c.heads * c.headDim, c.ffnSize) * gemmBytes + 15) / 16 * 16
         let attention = (decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim) / 4 + 3) / 4 * 4

@@ -89,14 +89,14 @@ public final class GPULlama: @unchecked Sendable {
         set { deviceSampling = newValue }
     }
     private var deviceSampling = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_SAMPLING"] != "0"
-    /// Drawn rows report log-probabilities computed on the device with `SWIFTWISE_DEVICE_LOGPROBS=1` (or true here);
-    /// otherwise rows with logprobs are sampled on the host. Off by default until gpu-check has compared them with
-    /// the host's on a GPU (written in session 11, when no device time was left).
+    /// Drawn rows report log-probabilities computed on the device (up to `DeviceDraw.maxTopLogprobs` top tokens;
+    /// gpu-check compares them with the host sampler's on every run) unless `SWIFTWISE_DEVICE_LOGPROBS=0` (or false
+    /// here) sends rows with logprobs to the host sampler.
     public var drawsLogprobsOnDevice: Bool {
         get { deviceLogprobs && drawsOnDevice }
         set { deviceLogprobs = newValue }
     }
-    private var deviceLogprobs = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_LOGPROBS"] == "1"
+    private var deviceLogprobs = ProcessInfo.processInfo.environment["SWIFTWISE_DEVICE_LOGPROBS"] != "0"
     /// Decode steps run the fused GEMV kernels (`SWIFTWISE_FUSED_DECODE=0`, or false here, runs the separate ones).
     public var fusedDecode = ProcessInfo.processInfo.environment["SWIFTWISE_FUSED_DECODE"] != "0"
     /// Batch-1 decode steps as one persistent kernel (`decode_step_persistent`; same bits as the fused kernels);

@@ -14,8 +14,10 @@ extension GPUKernels {
     // Dynamic shared memory: GPULlama.persistentDecodeShared.
     #define PD_SUBS 2
     #define PD_THREADS (PD_SUBS * DECODE_ATT_THREADS)
+    // Ring slots a warp: 8 (session 12, timed against 4-21 on an H200: more copies in flight only queue, and lengthen
+    // the latency-bound phases and the barriers; 16 was 7% slower, 21 17%).
     #ifndef PD_STAGES
-    #define PD_STAGES 16
+    #define PD_STAGES 8
     #endif
     // Decode-attention memories: one per sub-block, or one for sub-block 0 alone (which then takes every attention
     // block), leaving more shared memory to the rings.
@@ -46,19 +48,14 @@ extension GPUKernels {
 
     // What a unit's output needs from memory besides its sums, loaded when the unit starts, so that the round trip
     // overlaps the unit's weights instead of following them: x[u] for the residual add (only the unit's own warp
-    // writes it during the phase), nothing for the others.
-    #ifndef PD_PRELOAD
-    #define PD_PRELOAD 0
-    #endif
+    // writes it during the phase; the same sum as PDResidualOut's), nothing for the others.
     template <class Out> struct PDPreload {
         __device__ static float load(const Out&, int) { return 0.f; }
         __device__ static void store(const Out& out, int u, const float* s, float) { out.store(u, 0, s); }
     };
     template <> struct PDPreload<PDResidualOut> {
-        __device__ static float load(const PDResidualOut& out, int u) { return PD_PRELOAD ? __ldcg(out.x + u) : 0.f; }
-        __device__ static void store(const PDResidualOut& out, int u, const float* s, float pre) {
-            if (PD_PRELOAD) out.x[u] = pre + s[0]; else out.store(u, 0, s);
-        }
+        __device__ static float load(const PDResidualOut& out, int u) { return __ldcg(out.x + u); }
+        __device__ static void store(const PDResidualOut& out, int u, const float* s, float pre) { out.x[u] = pre + s[0]; }
     };
 
     __device__ __forceinline__ unsigned long long pd_now() {
@@ -195,15 +192,9 @@ extension GPUKernels {
     // xs = rmsnorm(x) as GEMM inputs: the first 256 threads sum as rmsnorm_bf16 and block_sum do (same bits). Where x
     // fits PD_NORM_REGS values a thread, those threads load their values of x and of the norm weights at once (one
     // round trip at the head of the phase instead of one per value and a second for the scaling) and scale them.
-    // PD_FAST_NORM, PD_PRELOAD (below) and DECODE_ATT_Q_WITH_KEYS are variants of the same bits, off until timed on a
-    // GPU (SWIFTWISE_KERNEL_DEFINES="-DPD_FAST_NORM=1 ..." turns them on for a run).
-    #ifndef PD_FAST_NORM
-    #define PD_FAST_NORM 0
-    #endif
     #define PD_NORM_REGS 8
     __device__ void pd_stage_norm(const float* x, const float* nw, float eps, int D, gemm_t* xs, float* red) {
         int tid = threadIdx.x;
-    #if PD_FAST_NORM
         if (D <= DECODE_ATT_THREADS * PD_NORM_REGS) {
             float v[PD_NORM_REGS], wn[PD_NORM_REGS];
             if (tid < DECODE_ATT_THREADS) {
@@ -237,7 +228,6 @@ extension GPUKernels {
             __syncthreads();
             return;
         }
-    #endif
         if (tid < DECODE_ATT_THREADS) {
             float s = 0.f;
             for (int i = tid; i < D; i += DECODE_ATT_THREADS) {

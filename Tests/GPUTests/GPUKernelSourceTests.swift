@@ -278,7 +278,7 @@ final class GPUKernelSourceTests: XCTestCase {
     }
 
     /// decode_step_persistent's shared memory for Llama-3.2-1B's shape: the 8192-wide bf16 input row, two
-    /// decode-attention blocks (16-byte rounded), 16 warps' rings of 16 slots × 32 lanes × 16 bytes; within the
+    /// decode-attention blocks (16-byte rounded), 16 warps' rings of 8 slots × 32 lanes × 16 bytes; within the
     /// 227 KiB an H100 block may opt into.
     func testPersistentDecodeSharedMemory() throws {
         var config = try ModelConfig(huggingFace: Self.fixture("tiny/llama/config.json"))
@@ -287,7 +287,7 @@ final class GPUKernelSourceTests: XCTestCase {
         let attention = GPULlama.decodeAttentionSharedBytes(heads: 32, kvHeads: 8, headDim: 64)
         XCTAssertEqual(shared.inputBytes, 8192 * 2)
         XCTAssertEqual(shared.attentionFloats * 4, (attention + 15) / 16 * 16)
-        XCTAssertEqual(shared.total, 8192 * 2 + 2 * shared.attentionFloats * 4 + 16 * 16 * 32 * 16)
+        XCTAssertEqual(shared.total, 8192 * 2 + 2 * shared.attentionFloats * 4 + 16 * 8 * 32 * 16)
         XCTAssertLessThanOrEqual(shared.total, 227 << 10)
         // The Swift side's sizes are the kernel's.
         XCTAssertTrue(GPUKernels.source.contains("#define PD_SUBS \(GPULlama.persistentSubBlocks)\n"))
