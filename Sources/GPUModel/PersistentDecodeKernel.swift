@@ -193,6 +193,18 @@ extension GPUKernels {
     // fits PD_NORM_REGS values a thread, those threads load their values of x and of the norm weights at once (one
     // round trip at the head of the phase instead of one per value and a second for the scaling) and scale them.
     #define PD_NORM_REGS 8
+    // red[8] = 1 / rms from each of the first 256 threads' sum of squares s, summed as block_sum does.
+    __device__ __forceinline__ void pd_norm_scale(float s, float eps, int D, float* red) {
+        int tid = threadIdx.x;
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if ((tid & 31) == 0) red[tid >> 5] = s;
+        GroupSync{1}();
+        if (tid < 32) {
+            s = tid < (DECODE_ATT_THREADS >> 5) ? red[tid] : 0.f;
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+            if (tid == 0) red[8] = rsqrtf(s / D + eps);
+        }
+    }
     __device__ void pd_stage_norm(const float* x, const float* nw, float eps, int D, gemm_t* xs, float* red) {
         int tid = threadIdx.x;
         if (D <= DECODE_ATT_THREADS * PD_NORM_REGS) {
@@ -207,14 +219,7 @@ extension GPUKernels {
                 float s = 0.f;
                 #pragma unroll
                 for (int j = 0; j < PD_NORM_REGS; j++) if (tid + j * DECODE_ATT_THREADS < D) s += v[j] * v[j];
-                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-                if ((tid & 31) == 0) red[tid >> 5] = s;
-                GroupSync{1}();
-                if (tid < 32) {
-                    s = tid < (DECODE_ATT_THREADS >> 5) ? red[tid] : 0.f;
-                    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-                    if (tid == 0) red[8] = rsqrtf(s / D + eps);
-                }
+                pd_norm_scale(s, eps, D, red);
             }
             __syncthreads();
             if (tid < DECODE_ATT_THREADS) {
@@ -234,14 +239,7 @@ extension GPUKernels {
                 float v = __ldcg(x + i);
                 s += v * v;
             }
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-            if ((tid & 31) == 0) red[tid >> 5] = s;
-            GroupSync{1}();
-            if (tid < 32) {
-                s = tid < (DECODE_ATT_THREADS >> 5) ? red[tid] : 0.f;
-                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-                if (tid == 0) red[8] = rsqrtf(s / D + eps);
-            }
+            pd_norm_scale(s, eps, D, red);
         }
         __syncthreads();
         float scale = red[8];
