@@ -5,16 +5,18 @@ import CUDA
 /// `counters`) writes the index and zeroes its key and counter, so the buffers are ready for the next launch
 /// (allocated zeroed; a launch recorded in a graph needs nothing reset between replays).
 struct GPUArgmax {
-    let gpu: GPUContext
+    /// Holds the buffers (kept alive with the struct).
+    let memory: DeviceMemory
+    var gpu: GPUContext { memory.gpu }
     let keys: UInt64, counters: UInt64, out: UInt64
     /// The kernel's ARGMAX_THREADS.
     static let threads = 256
 
-    init(_ gpu: GPUContext, rows: Int) throws {
-        self.gpu = gpu
-        keys = try GPULlama.upload([Float](repeating: 0, count: 2 * rows), gpu)  // zero bits
-        counters = try GPULlama.upload([Float](repeating: 0, count: rows), gpu)
-        out = try gpu.allocate(rows * 4)
+    init(_ memory: DeviceMemory, rows: Int) throws {
+        self.memory = memory
+        keys = try memory.upload([UInt32](repeating: 0, count: 2 * rows))
+        counters = try memory.upload([UInt32](repeating: 0, count: rows))
+        out = try memory.allocate(rows * 4)
     }
 
     /// Blocks per row: about four elements a thread, at most 64 (128256 logits: 64 blocks of 2004).
@@ -24,6 +26,4 @@ struct GPUArgmax {
         try gpu.launch(function, grid: (UInt32(Self.blocks(vocab: vocab)), UInt32(rows), 1), block: (UInt32(Self.threads), 1, 1),
                        [.pointer(logits), .int32(Int32(vocab)), .pointer(keys), .pointer(counters), .pointer(out)], name: "argmax_rows")
     }
-
-    func free() { [keys, counters, out].forEach(gpu.free) }
 }

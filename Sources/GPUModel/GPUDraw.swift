@@ -8,7 +8,9 @@ import Models
 /// A row is drawn by a group of `slices` blocks, each holding a slice of the row's keys in shared memory: few rows
 /// spread over every SM, many rows one group each, with as many groups at once as the device has SMs for.
 struct GPUDraw {
-    let gpu: GPUContext
+    /// Holds the buffers (kept alive with the struct).
+    let memory: DeviceMemory
+    var gpu: GPUContext { memory.gpu }
     let function: OpaquePointer
     let params: UInt64
     let host: UnsafeMutableRawPointer
@@ -40,18 +42,21 @@ struct GPUDraw {
 
     /// Builds the sampling module and its buffers; nil, with a warning that says why, when the device cannot run it
     /// (sampled rows then go to the host sampler).
-    static func make(_ gpu: GPUContext, rows: Int, vocab: Int) -> GPUDraw? {
+    static func make(_ memory: DeviceMemory, rows: Int, vocab: Int) -> GPUDraw? {
+        let gpu = memory.gpu
         do {
             let function = try gpu.module(source: GPUKernels.samplingModuleSource, name: "sampling", functions: GPUKernels.samplingNames,
                                           options: ["--fmad=false"])["draw_rows"]!
-            return try GPUDraw(gpu, function: function, rows: rows, vocab: vocab)
+            return try GPUDraw(memory, function: function, rows: rows, vocab: vocab)
         } catch {
             FileHandle.standardError.write(Data("swiftwise: the sampling kernel cannot run here (\(error)); sampled rows are drawn on the host\n".utf8))
             return nil
         }
     }
 
-    init(_ gpu: GPUContext, function: OpaquePointer, rows: Int, vocab: Int) throws {
+    /// Its buffers are `memory`'s, except the penalty pairs', which grow (and free themselves).
+    init(_ memory: DeviceMemory, function: OpaquePointer, rows: Int, vocab: Int) throws {
+        let gpu = memory.gpu
         guard let shared = Self.sharedCandidates.first(where: { (try? gpu.allowSharedMemory(function, bytes: $0)) != nil }) else {
             throw GPUError.call("cuFuncSetAttribute(draw_rows)", code: 1, message: "no shared memory size was allowed")
         }
@@ -59,19 +64,19 @@ struct GPUDraw {
         guard Self.slicesNeeded(vocab: vocab, capacity: capacity) <= gpu.multiprocessors else {
             throw GPUError.call("draw_rows", code: 1, message: "a vocabulary of \(vocab) does not fit the shared memory of \(gpu.multiprocessors) blocks")
         }
-        self.gpu = gpu
+        self.memory = memory
         self.function = function
         self.vocab = vocab
         sliceCapacity = capacity
-        params = try gpu.allocate(rows * Self.stride)
-        host = try gpu.allocateHost(rows * Self.stride)
+        params = try memory.allocate(rows * Self.stride)
+        host = try memory.allocateHost(rows * Self.stride)
         let sms = gpu.multiprocessors
-        words = try GPULlama.upload([Float](repeating: 0, count: 2 * sms), gpu)  // zero bits
-        partials = try gpu.allocate(2 * sms * 256 * 8)
-        results = try gpu.allocate(4 * sms * 8)
+        words = try memory.upload([UInt32](repeating: 0, count: 2 * sms))
+        partials = try memory.allocate(2 * sms * 256 * 8)
+        results = try memory.allocate(4 * sms * 8)
         penalties = try PenaltyEntries(gpu, vocab: vocab)
-        logprobs = try gpu.allocate(rows * Self.logprobWords * 4)
-        hostLogprobs = try gpu.allocateHost(rows * Self.logprobWords * 4)
+        logprobs = try memory.allocate(rows * Self.logprobWords * 4)
+        hostLogprobs = try memory.allocateHost(rows * Self.logprobWords * 4)
     }
 
     static func slicesNeeded(vocab: Int, capacity: Int) -> Int { (vocab + capacity - 1) / capacity }
@@ -146,13 +151,6 @@ struct GPUDraw {
                         .pointer(out), .pointer(logprobs), .pointer(words), .pointer(partials), .pointer(results)], name: "draw_rows",
                        cooperative: gpu.cooperativeLaunch)
     }
-
-    func free() {
-        for buffer in [params, words, partials, results, logprobs] { gpu.free(buffer) }
-        gpu.freeHost(host)
-        gpu.freeHost(hostLogprobs)
-        penalties.free()
-    }
 }
 
 /// The (token, count in the output) pairs of a launch's penalized draws in page-locked memory and on the device
@@ -187,8 +185,10 @@ final class PenaltyEntries: @unchecked Sendable {
         pairs.write(penalties, into: host.assumingMemoryBound(to: Int32.self), at: start)
     }
 
-    func free() {
+    private func free() {
         gpu.free(device)
         gpu.freeHost(host)
     }
+
+    deinit { free() }
 }

@@ -54,8 +54,6 @@ extension GPULlama {
     /// most 128 registers a thread) and 16-byte ring slots per lane of its weight streams (PD_STAGES).
     static let persistentSubBlocks = 2
     static let persistentStages = experimentDefine("PD_STAGES") ?? 8
-    /// Decode-attention memories of decode_step_persistent (PD_ATT_AREAS): one per sub-block.
-    static let persistentAttentionAreas = experimentDefine("PD_ATT_AREAS") ?? persistentSubBlocks
 
     /// The value of `-DNAME=value` in SWIFTWISE_KERNEL_DEFINES (the host's side of a kernel experiment).
     static func experimentDefine(_ name: String) -> Int? {
@@ -70,7 +68,7 @@ extension GPULlama {
         let input = (max(c.hiddenSize, c.heads * c.headDim, c.ffnSize) * gemmBytes + 15) / 16 * 16
         let attention = (decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim) / 4 + 3) / 4 * 4
         let rings = persistentSubBlocks * 8 * persistentStages * 32 * 16
-        return (input, attention, input + persistentAttentionAreas * attention * 4 + rings)
+        return (input, attention, input + persistentSubBlocks * attention * 4 + rings)
     }
 
     /// Whether one-row decode steps run as decode_step_persistent: switched on, where the fused GEMVs and

@@ -243,9 +243,9 @@ public final class GPULlama: @unchecked Sendable {
         intCapacity = sizes.ints
         ints = try memory.allocate(intCapacity * 4)
         partials = try memory.allocate(sizes.partials)
-        argmax = try GPUArgmax(gpu, rows: maxLogitRows)
-        drawing = GPUDraw.make(gpu, rows: maxLogitRows, vocab: c.vocabSize)
-        splitCounters = try memory.upload([Float](repeating: 0, count: Self.splitAttentionRows * c.kvHeads))  // zero bits
+        argmax = try GPUArgmax(memory, rows: maxLogitRows)
+        drawing = GPUDraw.make(memory, rows: maxLogitRows, vocab: c.vocabSize)
+        splitCounters = try memory.upload([UInt32](repeating: 0, count: Self.splitAttentionRows * c.kvHeads))
         try gpu.allowSharedMemory(functions["attention_decode"]!,
                                   bytes: Self.decodeAttentionSharedBytes(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim))
         hostMeta = try memory.allocateHost(intCapacity * 4)
@@ -263,23 +263,13 @@ public final class GPULlama: @unchecked Sendable {
         }
         let table = layers.flatMap { l -> [UInt64] in [l.wqkv, l.wo, l.wGateUp, l.wDown, l.bqkv ?? 0, l.attnNorm, l.ffnNorm, 0] }
         layerTable = try memory.upload(table)
-        persistentSync = try memory.upload([UInt32](repeating: 0, count: 4))  // zero bits
+        persistentSync = try memory.upload([UInt32](repeating: 0, count: 4))
         // Devices with less shared memory per block than the kernel needs run the fused kernels one by one.
         persistentDecodeAvailable = gpu.cooperativeLaunch
             && (try? gpu.allowSharedMemory(functions["decode_step_persistent"]!, bytes: Self.persistentDecodeShared(c, gemmBytes: eb).total)) != nil
     }
 
-    deinit {
-        graphs.values.forEach(gpu.destroy(graph:))
-        argmax.free()
-        drawing?.free()
-    }
-
-    static func upload(_ values: [Float], _ gpu: GPUContext) throws -> UInt64 {
-        let ptr = try gpu.allocate(values.count * 4)
-        try values.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: ptr) }
-        return ptr
-    }
+    deinit { graphs.values.forEach(gpu.destroy(graph:)) }
 
     /// fp32 → bf16, round to nearest even (as torch does).
     @inline(__always)

@@ -38,20 +38,13 @@ public final class GPUOps: OpBackend {
     // MARK: buffers
 
     /// Device buffers of one call, freed when it returns.
-    private final class Scratch {
-        let gpu: GPUContext
-        var pointers: [UInt64] = []
-        init(_ gpu: GPUContext) { self.gpu = gpu }
-        deinit { pointers.forEach { gpu.free($0) } }
+    private struct Scratch {
+        let memory: DeviceMemory
+        init(_ gpu: GPUContext) { memory = DeviceMemory(gpu) }
         func floats(_ values: [Float]) throws -> UInt64 { try bytes(values) }
         func ints(_ values: [Int]) throws -> UInt64 { try bytes(values.map(Int32.init)) }
         func zeros(_ byteCount: Int) throws -> UInt64 { try bytes([UInt8](repeating: 0, count: max(byteCount, 1))) }
-        func bytes<T>(_ values: [T]) throws -> UInt64 {
-            let ptr = try gpu.allocate(values.count * MemoryLayout<T>.stride)
-            pointers.append(ptr)
-            try values.withUnsafeBytes { try gpu.upload($0.baseAddress!, bytes: $0.count, to: ptr) }
-            return ptr
-        }
+        func bytes<T>(_ values: [T]) throws -> UInt64 { try memory.upload(values) }
     }
 
     /// Host floats in the GEMM element type (bf16 words or fp32).
@@ -126,8 +119,7 @@ public final class GPUOps: OpBackend {
 
     public func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
         try gpu.makeCurrent()
-        let scratch = Scratch(gpu), argmax = try GPUArgmax(gpu, rows: rows)
-        defer { argmax.free() }
+        let scratch = Scratch(gpu), argmax = try GPUArgmax(scratch.memory, rows: rows)
         try argmax.launch(functions["argmax_rows"]!, logits: try scratch.floats(logits), rows: rows, vocab: logits.count / rows)
         var picks = [Int32](repeating: 0, count: rows)
         try picks.withUnsafeMutableBytes { try gpu.download(argmax.out, bytes: $0.count, into: $0.baseAddress!) }

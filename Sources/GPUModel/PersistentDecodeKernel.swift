@@ -19,11 +19,6 @@ extension GPUKernels {
     #ifndef PD_STAGES
     #define PD_STAGES 8
     #endif
-    // Decode-attention memories: one per sub-block, or one for sub-block 0 alone (which then takes every attention
-    // block), leaving more shared memory to the rings.
-    #ifndef PD_ATT_AREAS
-    #define PD_ATT_AREAS PD_SUBS
-    #endif
     // Diagnostics for timing only (their logits are wrong): PD_DIAG_NO_WAIT=1 never waits at a grid barrier (the
     // weights' streaming alone), PD_DIAG_NO_ATTENTION=1 skips attention.
     #ifndef PD_DIAG_NO_WAIT
@@ -281,11 +276,8 @@ extension GPUKernels {
         gemm_t* xs = (gemm_t*)pd_shared;
         int sub = threadIdx.x >> 8;
         // After xs: the attention blocks' memory, then the warps' rings.
-        float* att = (float*)(pd_shared + xs_bytes) + (sub % PD_ATT_AREAS) * att_floats;
-        uint4* ring = (uint4*)(pd_shared + xs_bytes + PD_ATT_AREAS * att_floats * 4) + (threadIdx.x >> 5) * PD_STAGES * 32;
-        // Attention blocks run by the sub-blocks that have memory for them: vb0, vb0 + attStride, ...
-        bool attends = sub < PD_ATT_AREAS;
-        int attStride = gridDim.x * PD_ATT_AREAS;
+        float* att = (float*)(pd_shared + xs_bytes) + sub * att_floats;
+        uint4* ring = (uint4*)(pd_shared + xs_bytes + PD_SUBS * att_floats * 4) + (threadIdx.x >> 5) * PD_STAGES * 32;
         GroupSync sync = {sub + 1};
         int QD = heads * hd, qkvUnits = (QD + 2 * kvHeads * hd) / 2;
         unsigned target = 0;
@@ -307,7 +299,7 @@ extension GPUKernels {
             PDStream<1, PDResidualOut> o(w->wo, QD, D, ks_o, residual, ring);
             int vb0 = blockIdx.x + sub * gridDim.x, staged = 0;
             pd_grid_arrive(sync_words, target, trace, ++mark);
-            if (!PD_DIAG_NO_ATTENTION && attends && vb0 < kvHeads * max_splits) {
+            if (!PD_DIAG_NO_ATTENTION && vb0 < kvHeads * max_splits) {
                 staged = decode_attention_past_keys(0, vb0 / kvHeads, pos);
                 DecodeSplitKV kv(att, 0, vb0 % kvHeads, vb0 / kvHeads, row_table, tables, l, layers, bs, kvHeads, hd);
                 decode_attention_stage_async(kv, threadIdx.x & (DECODE_ATT_THREADS - 1), 0, staged, kc, vc);
@@ -317,7 +309,7 @@ extension GPUKernels {
             cp_async_wait<PD_STAGES - 1>();  // the staged keys (older than the o projection's PD_STAGES - 1 groups)
             // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
             // longer while most sit idle.
-            for (int vb = vb0; !PD_DIAG_NO_ATTENTION && attends && vb < kvHeads * max_splits; vb += attStride)
+            for (int vb = vb0; !PD_DIAG_NO_ATTENTION && vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
                 decode_attention_block<GroupSync, false>(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
                                        counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L,
                                        vb == vb0 ? staged : 0);

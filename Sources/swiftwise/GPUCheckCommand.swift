@@ -185,9 +185,10 @@ struct GPUCheckCommand: ParsableCommand {
             let step = try decodeSteps(llama, batch: 1, prompt: 512, steps: 1, logits: true)
             llama.persistentDecode = false
             try step(0)
-            let oneByOne = try llama.forward([SequenceStep(tokens: [7], start: 513, blockTable: Array(0..<33), logits: .last)])
+            let next = [SequenceStep(tokens: [7], start: 513, blockTable: Array(0...513 / llama.blockSize), logits: .last)]
+            let oneByOne = try llama.forward(next)
             llama.persistentDecode = true
-            let persistent = try llama.forward([SequenceStep(tokens: [7], start: 513, blockTable: Array(0..<33), logits: .last)])
+            let persistent = try llama.forward(next)
             let differing = zip(persistent, oneByOne).filter { $0.bitPattern != $1.bitPattern }.count
             print("persistent decode kernel (\(llama.persistentDecodeUse)) vs the fused kernels one by one, 1 row at 513: \(differing) of \(persistent.count) logits differ")
             out["persistent_vs_fused_differing_logits"] = differing
