@@ -16,7 +16,7 @@ enum GPUKernels {
     /// (AttentionKernels.swift), the default mode's decode attention (DecodeAttentionKernels.swift) and tensor-core
     /// prefill attention (TensorCoreAttentionKernels.swift), the GEMVs (GEMVKernels.swift) and the persistent batch-1 decode step built from them (PersistentDecodeKernel.swift).
     static let source = prelude + rowKernels + attentionSource + decodeAttentionSource + tensorCoreAttentionSource + gemvSource
-        + persistentDecodeSource
+        + persistentDecodeSource + persistentDecodeStepSource
 
     /// Sampling (SamplingKernels.swift) in a module of its own: a device whose NVRTC cannot build it samples on the
     /// host instead of losing the forward pass.

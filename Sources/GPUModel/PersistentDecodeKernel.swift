@@ -1,6 +1,6 @@
 extension GPUKernels {
-    /// Batch-1 decode as one persistent kernel for all layers. Uses `unpack` and the output forms of `gemvSource` and
-    /// `decode_attention_block` of `decodeAttentionSource`.
+    /// Batch-1 decode as one persistent kernel for all layers: its parts (the kernel is `persistentDecodeStepSource`).
+    /// Uses `unpack` and the output forms of `gemvSource` and `decode_attention_block` of `decodeAttentionSource`.
     static let persistentDecodeSource = #"""
     // One decode step of one row through every layer in one launch (batch-1 decode): one block of PD_SUBS × 256
     // threads per SM, all resident at once. Between phases (QKV, attention, o, gate|up, down) the grid meets at a
@@ -53,60 +53,8 @@ extension GPUKernels {
         __device__ static void store(const PDResidualOut& out, int u, const float* s, float pre) { out.x[u] = pre + s[0]; }
     };
 
-    // L2 prefetch of weights ahead of the rings (timing variants, off by default): the phases between the GEMVs
-    // (attention, the barriers, RMSNorm) leave the memory idle; a bulk prefetch into L2 (sm_90's TMA: no registers,
-    // no shared memory, no completion to wait for) keeps it streaming, and the rings then copy from L2.
-    // PD_L2_GU: gate|up units a warp prefetches ahead (the first ones while attention runs); PD_L2_DOWN=1: the down
-    // projection's unit with gate|up's last; PD_L2_QKV=1: the next layer's QKV unit when the down projection starts.
-    // PD_NORM_STAGE=1 (timing variant): attention's past keys staged by the last sub-block during RMSNorm, not in
-    // the barrier after QKV.
-    #ifndef PD_NORM_STAGE
-    #define PD_NORM_STAGE 0
-    #endif
-    #ifndef PD_L2_GU
-    #define PD_L2_GU 0
-    #endif
-    #ifndef PD_L2_DOWN
-    #define PD_L2_DOWN 0
-    #endif
-    #ifndef PD_L2_QKV
-    #define PD_L2_QKV 0
-    #endif
-    __device__ __forceinline__ void pd_prefetch_l2(const void* p, int bytes) {
-    #if __CUDA_ARCH__ >= 900
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(p), "r"(bytes) : "memory");
-    #else
-        for (int o = 0; o < bytes; o += 128) asm volatile("prefetch.global.L2 [%0];" :: "l"((const char*)p + o));
-    #endif
-    }
-    // Lane 0 of each warp: prefetches the weight rows of this warp's units [r0, r1) of a GEMV (PDStream's units).
-    template <int NOUT, class Out>
-    __device__ __forceinline__ void pd_prefetch_units(const gemm_t* w, int inputs, int units, const Out& out, int r0, int r1) {
-        if ((threadIdx.x & 31) != 0) return;
-        int stride = gridDim.x * PD_SUBS * 8, first = blockIdx.x * PD_SUBS * 8 + (threadIdx.x >> 5);
-        for (int r = r0; r < r1 && first + r * stride < units; r++) {
-            #pragma unroll
-            for (int m = 0; m < NOUT; m++) pd_prefetch_l2(w + (long)out.row(first + r * stride, m) * inputs, inputs * (int)sizeof(gemm_t));
-        }
-    }
     // What a GEMV prefetches when a warp starts its unit r: nothing by default.
     struct PDNoAhead { __device__ __forceinline__ void operator()(int) const {} };
-    // gate|up: its unit r + PD_L2_GU, and once past its last, the down projection's unit.
-    struct PDGateUpAhead {
-        const gemm_t* wgu; const gemm_t* wdown; SwiGLUOut swiglu; PDResidualOut residual; int D, F, count;
-        __device__ __forceinline__ void operator()(int r) const {
-            if (PD_L2_GU > 0) pd_prefetch_units<2>(wgu, D, F, swiglu, r + PD_L2_GU, r + PD_L2_GU + 1);
-            if (PD_L2_DOWN && r + max(PD_L2_GU, 1) == count) pd_prefetch_units<1>(wdown, F, D, residual, 0, 1);
-        }
-    };
-    // down: the next layer's QKV unit (none after the last layer).
-    struct PDDownAhead {
-        const gemm_t* wqkv; RopeOut rope; int D, qkvUnits;
-        __device__ __forceinline__ void operator()(int r) const {
-            if (PD_L2_QKV && r == 0 && wqkv) pd_prefetch_units<2>(wqkv, D, qkvUnits, rope, 0, 1);
-        }
-    };
-
     __device__ __forceinline__ unsigned long long pd_now() {
         unsigned long long t;
         asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -303,105 +251,17 @@ extension GPUKernels {
         __syncthreads();
     }
 
-    // Every block is past its last barrier once all have counted themselves done: the last one resets the words.
-    __device__ __forceinline__ void pd_finish(unsigned* sync_words, unsigned long long* trace, int layers) {
+    // Every block is past its last barrier once all have counted themselves done: the last one resets the `words`.
+    __device__ __forceinline__ void pd_finish(unsigned* sync_words, int words, unsigned long long* trace, int layers) {
         __syncthreads();
         if (threadIdx.x == 0) {
             if (trace) trace[2 * 5 * layers] = pd_now();
             __threadfence();
             if (atomicAdd(sync_words + 1, 1u) == gridDim.x - 1) {
-                sync_words[0] = 0;
-                sync_words[1] = 0;
+                for (int i = 0; i < words; i++) sync_words[i] = 0;
                 __threadfence();
             }
         }
-    }
-
-    // sync_words[0]: barrier arrivals, [1]: blocks done (the last one zeroes both for the next step).
-    extern "C" __global__ void __launch_bounds__(PD_THREADS, 1)
-    decode_step_persistent(const LayerWeights* lw, float* x, float* q, float* kc, float* vc, bf16* k16, bf16* v16, gemm_t* attnB,
-                           gemm_t* act, float* partials, int* counters, unsigned* sync_words, const int* pos, const int* row_block,
-                           const int* row_slot, const int* row_table, const int* tables, const float* inv_freq, float eps, float scale,
-                           int layers, int bs, int heads, int kvHeads, int hd, int D, int F, int max_splits, int xs_bytes,
-                           int att_floats, int ks_qkv, int ks_o, int ks_gu, int ks_down, unsigned long long* trace) {
-        extern __shared__ __align__(16) unsigned char pd_shared[];
-        __shared__ float red[16];
-        pdl_wait();
-        pdl_trigger();
-        gemm_t* xs = (gemm_t*)pd_shared;
-        int sub = threadIdx.x >> 8;
-        // After xs: the attention blocks' memory, then the warps' rings.
-        float* att = (float*)(pd_shared + xs_bytes) + sub * att_floats;
-        uint4* ring = (uint4*)(pd_shared + xs_bytes + PD_SUBS * att_floats * 4) + (threadIdx.x >> 5) * PD_STAGES * 32;
-        GroupSync sync = {sub + 1};
-        int QD = heads * hd, qkvUnits = (QD + 2 * kvHeads * hd) / 2;
-        unsigned target = 0;
-        int mark = 0;
-        if (trace) trace += (long)blockIdx.x * (5 * layers + 1) * 2;
-        if (trace && threadIdx.x == 0) trace[1] = pd_now();
-        PDResidualOut residual = {x};
-        SwiGLUOut swiglu = {act, F};
-        RopeOut rope = {q, kc, vc, k16, v16, lw[0].bqkv, pos, inv_freq, row_block, row_slot, 0, layers, bs, heads, kvHeads, hd};
-        PDStream<2, RopeOut> qkv(lw[0].wqkv, D, qkvUnits, ks_qkv, rope, ring);
-        qkv.prologue();
-        int vb0 = blockIdx.x + sub * gridDim.x;
-        for (int l = 0; l < layers; l++) {
-            const LayerWeights* w = lw + l;
-            // PD_NORM_STAGE: the last sub-block, idle while the first computes RMSNorm, stages every sub-block's keys
-            // that precede the row's own (the barrier after QKV then has nothing of attention's to issue).
-            if (PD_NORM_STAGE && !PD_DIAG_NO_ATTENTION && sub == PD_SUBS - 1) {
-                #pragma unroll 1
-                for (int s = 0; s < PD_SUBS; s++) {
-                    int vb = blockIdx.x + s * gridDim.x;
-                    if (vb >= kvHeads * max_splits) break;
-                    DecodeSplitKV kv((float*)(pd_shared + xs_bytes) + s * att_floats, 0, vb % kvHeads, vb / kvHeads, row_table, tables, l, layers, bs, kvHeads, hd);
-                    decode_attention_stage_async(kv, threadIdx.x & (DECODE_ATT_THREADS - 1), 0, decode_attention_past_keys(0, vb / kvHeads, pos), kc, vc);
-                }
-            }
-            pd_stage_norm(x, w->attn_norm, eps, D, xs, red);
-            pd_gemv(qkv, xs);
-            // While the grid meets: the sub-block's first attention split stages its keys that precede the row's own
-            // (in the cache since earlier steps), so that after the barrier only q and the new key are read; then the
-            // o projection's first copies start, to fly through the attention phase (its ring is separate memory).
-            PDStream<1, PDResidualOut> o(w->wo, QD, D, ks_o, residual, ring);
-            int staged = 0;
-            pd_grid_arrive(sync_words, target, trace, ++mark);
-            if (!PD_DIAG_NO_ATTENTION && vb0 < kvHeads * max_splits) {
-                staged = decode_attention_past_keys(0, vb0 / kvHeads, pos);
-                DecodeSplitKV kv(att, 0, vb0 % kvHeads, vb0 / kvHeads, row_table, tables, l, layers, bs, kvHeads, hd);
-                if (!PD_NORM_STAGE) decode_attention_stage_async(kv, threadIdx.x & (DECODE_ATT_THREADS - 1), 0, staged, kc, vc);
-            }
-            o.prologue();
-            if (PD_L2_GU > 0) pd_prefetch_units<2>(w->wgu, D, F, swiglu, 0, PD_L2_GU);
-            // The staged keys (older than the o projection's PD_STAGES - 1 groups), before the barrier's __syncthreads:
-            // with PD_NORM_STAGE another sub-block's threads copied them.
-            cp_async_wait<PD_STAGES - 1>();
-            pd_grid_wait(sync_words, target, trace, mark);
-            // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
-            // longer while most sit idle.
-            for (int vb = vb0; !PD_DIAG_NO_ATTENTION && vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS)
-                decode_attention_block<GroupSync, false>(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
-                                       counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L,
-                                       vb == vb0 ? staged : 0);
-            pd_grid_arrive(sync_words, target, trace, ++mark);
-            pd_grid_wait(sync_words, target, trace, mark);
-            pd_stage(attnB, QD, xs);
-            pd_gemv(o, xs);
-            PDStream<2, SwiGLUOut> gateUp(w->wgu, D, F, ks_gu, swiglu, ring);
-            pd_grid_sync_starting(gateUp, sync_words, target, trace, ++mark);
-            pd_stage_norm(x, w->ffn_norm, eps, D, xs, red);
-            pd_gemv(gateUp, xs, PDGateUpAhead{w->wgu, w->wdown, swiglu, residual, D, F, gateUp.count});
-            PDStream<1, PDResidualOut> down(w->wdown, F, D, ks_down, residual, ring);
-            pd_grid_sync_starting(down, sync_words, target, trace, ++mark);
-            pd_stage(act, F, xs);
-            pd_gemv(down, xs, PDDownAhead{l + 1 < layers ? lw[l + 1].wqkv : nullptr, rope, D, qkvUnits});
-            if (l + 1 == layers) break;
-            rope.layer = l + 1;
-            rope.bias = lw[l + 1].bqkv;
-            qkv = PDStream<2, RopeOut>(lw[l + 1].wqkv, D, qkvUnits, ks_qkv, rope, ring);
-            pd_grid_sync_starting(qkv, sync_words, target, trace, ++mark);
-        }
-        pd_finish(sync_words, trace, layers);
     }
 
     """#
