@@ -37,7 +37,9 @@ public final class GPUOps: OpBackend {
 
     // MARK: buffers
 
-    /// Device buffers of one call, freed when it returns.
+    /// Device buffers of one call, freed when it returns. Each call keeps its scratch alive until then (a deferred
+    /// `withExtendedLifetime`): Swift may end a local's lifetime at its last use, which would free an output buffer
+    /// before it is downloaded.
     private struct Scratch {
         let memory: DeviceMemory
         init(_ gpu: GPUContext) { memory = DeviceMemory(gpu) }
@@ -79,6 +81,7 @@ public final class GPUOps: OpBackend {
     public func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu), inputs = weight.count / outputs
+        defer { withExtendedLifetime(scratch) {} }
         let y = try scratch.zeros(rows * outputs * 4)
         try gemms.run(try gemmInput(x, scratch), try gemmInput(weight, scratch), y, rows: rows, inputs: inputs, outputs: outputs)
         return try downloadFloats(y, rows * outputs)
@@ -87,6 +90,7 @@ public final class GPUOps: OpBackend {
     public func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu), size = weight.count
+        defer { withExtendedLifetime(scratch) {} }
         let out = try scratch.zeros(2 * x.count * elementBytes)
         try gpu.launch(functions["rmsnorm_bf16"]!, grid: (UInt32(rows), 1, 1), block: (256, 1, 1),
                        [.pointer(try scratch.floats(x)), .pointer(try scratch.floats(weight)), .pointer(out), .int32(Int32(size)), .float(eps),
@@ -98,6 +102,7 @@ public final class GPUOps: OpBackend {
         try gpu.makeCurrent()
         // rope_split on a Q-only row (no K/V heads: nothing goes to the cache).
         let scratch = Scratch(gpu), rows = positions.count
+        defer { withExtendedLifetime(scratch) {} }
         let q = try scratch.zeros(x.count * 4), zeros = try scratch.ints([Int](repeating: 0, count: rows))
         try gpu.launch(functions["rope_split"]!, grid: (UInt32(rows), 1, 1), block: (128, 1, 1), [
             .pointer(try scratch.floats(x)), .pointer(q), .pointer(q), .pointer(q), .pointer(try scratch.ints(positions)),
@@ -109,6 +114,7 @@ public final class GPUOps: OpBackend {
     public func swiglu(gate: [Float], up: [Float]) throws -> [Float] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu), n = gate.count
+        defer { withExtendedLifetime(scratch) {} }
         let out = try scratch.zeros(2 * n * elementBytes)
         let blocks = (n + GPULlama.swigluColumnsPerBlock - 1) / GPULlama.swigluColumnsPerBlock
         try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32(blocks), 1, 1), block: (256, 1, 1),  // one row of n
@@ -120,6 +126,7 @@ public final class GPUOps: OpBackend {
     public func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu), argmax = try GPUArgmax(scratch.memory, rows: rows)
+        defer { withExtendedLifetime(scratch) {} }
         try argmax.launch(functions["argmax_rows"]!, logits: try scratch.floats(logits), rows: rows, vocab: logits.count / rows)
         var picks = [Int32](repeating: 0, count: rows)
         try picks.withUnsafeMutableBytes { try gpu.download(argmax.out, bytes: $0.count, into: $0.baseAddress!) }
@@ -129,6 +136,7 @@ public final class GPUOps: OpBackend {
     public func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
         try gpu.makeCurrent()
         let scratch = Scratch(gpu)
+        defer { withExtendedLifetime(scratch) {} }
         let kvDim = kvHeads * headDim, n = k.count / kvDim, blockSize = 16, rows = positions.count
         let blocks = (n + blockSize - 1) / blockSize
         let table = Array((0..<blocks).reversed())  // not in order, as a real block table
