@@ -11,14 +11,7 @@
 set -uo pipefail
 BIN=${1:-.build/release/swiftwise}
 PART=${2:-all}
-OUT=${OUT:-gpu-out}
-mkdir -p "$OUT"
-for d in /usr/local/cuda-13.0/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
-    [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-WORK=${WORK:-/tmp/gpu-check-work}
-mkdir -p "$WORK"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+source "$(dirname "$0")/gpu-env.sh"
 if [ ! -f "$WORK/reference.json" ]; then
     echo "== references (transformers)"
     python3 scripts/gpu_reference.py "$WORK" 2>&1 | grep -v Warning | tail -3

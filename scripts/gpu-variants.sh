@@ -11,13 +11,7 @@
 set -uo pipefail
 BIN=${1:-.build/release/swiftwise}
 [ $# -gt 0 ] && shift
-OUT=${OUT:-gpu-out}
-mkdir -p "$OUT"
-for d in /usr/local/cuda-13.0/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
-    [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-WORK=${WORK:-/tmp/gpu-check-work}
-mkdir -p "$WORK"
+source "$(dirname "$0")/gpu-env.sh"
 declare -A DEFINES=(
     [default]=""
     [norm-stage]="-DPD_NORM_STAGE=1"
@@ -33,7 +27,6 @@ ORDER="default attention-all norm-stage head-wait merge16 l2-all l2-qkv attentio
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && read -ra VARIANTS <<< "$ORDER"
 T0=$(date +%s)
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
 [ -d "$WORK/ckpt" ] || python3 scripts/gpu_reference.py "$WORK" --checkpoint-only 2>&1 | grep -v Warning | tail -1
 echo "| variant | defines | logits differing from the fused kernels | batch-1 tok/s (three runs) | mean |" > "$OUT/variants.md"
 echo "|---|---|---|---|---|" >> "$OUT/variants.md"
