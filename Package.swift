@@ -227,6 +227,7 @@ let package = Package(
             name: "ProxyTests",
             dependencies: [
                 "Proxy",
+                "OpenAIAPI",
                 "ServiceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
