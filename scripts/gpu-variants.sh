@@ -5,9 +5,11 @@
 # prints the phase table. Then the fastest bit-identical variant gets the full `gpu-check --bench` (b1, b32, prefill,
 # copy bandwidth, cuBLAS peak), and transformers' speed is measured right after it (PEERS=0 skips it).
 # Usage: scripts/gpu-variants.sh [SWIFTWISE_BINARY] [VARIANT...]
-#   VARIANT: a name below, or NAME=DEFINES ("wide=-DPD_STAGES=10 -DPD_NORM_STAGE=1"). The default runs every name
-#   below, with the default kernel first and last (to see drift). Results in $OUT (or ./gpu-out): one NAME.txt each,
-#   variants.md (the table), bench.txt, torch.txt. STOP (seconds, default 300): no new variant starts after it.
+#   VARIANT: a name below, or NAME=DEFINES ("wide=-DPD_STAGES=10 -DPD_NORM_STAGE=1"). The default runs the names in
+#   ORDER (the default kernel first and last, to see drift) as long as they start before STOP seconds (default 300;
+#   a variant takes 40-60 s with its NVRTC build, the full bench and transformers about 4 minutes more: name the
+#   rest in a second call). Results in $OUT (or ./gpu-out): one N-NAME.txt each, variants.md (the table),
+#   bench.txt, torch.txt.
 set -uo pipefail
 BIN=${1:-.build/release/swiftwise}
 [ $# -gt 0 ] && shift
@@ -17,13 +19,16 @@ declare -A DEFINES=(
     [norm-stage]="-DPD_NORM_STAGE=1"
     [head-wait]="-DPD_HEAD_WAIT=1"
     [merge16]="-DDECODE_ATT_PD_MERGE=16"
+    [prime-o2]="-DPD_PRO_O=2"
+    [prime-barrier3]="-DPD_PRO_BARRIER=3"
+    [prime-both]="-DPD_PRO_O=2 -DPD_PRO_BARRIER=3"
     [attention-all]="-DPD_NORM_STAGE=1 -DPD_HEAD_WAIT=1 -DDECODE_ATT_PD_MERGE=16"
     [l2-gu1]="-DPD_L2_GU=1"
     [l2-qkv]="-DPD_L2_QKV=1"
     [l2-all]="-DPD_L2_GU=1 -DPD_L2_DOWN=1 -DPD_L2_QKV=1"
     [attention-all-l2]="-DPD_NORM_STAGE=1 -DPD_HEAD_WAIT=1 -DDECODE_ATT_PD_MERGE=16 -DPD_L2_GU=1 -DPD_L2_DOWN=1 -DPD_L2_QKV=1"
 )
-ORDER="default attention-all norm-stage head-wait merge16 l2-all l2-qkv attention-all-l2 l2-gu1 default"
+ORDER="default attention-all norm-stage head-wait prime-both prime-o2 prime-barrier3 merge16 l2-all l2-qkv attention-all-l2 default"
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && read -ra VARIANTS <<< "$ORDER"
 T0=$(date +%s)

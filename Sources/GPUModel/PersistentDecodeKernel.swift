@@ -19,6 +19,15 @@ extension GPUKernels {
     #ifndef PD_STAGES
     #define PD_STAGES 8
     #endif
+    // Chunks of its ring a GEMV copies before the grid barrier that precedes it (PD_PRO_BARRIER) and before attention
+    // (the o projection's, PD_PRO_O); the rest follow the barrier. Timing variants: fewer copies in flight leave the
+    // SM's memory queue to the barrier's poll and attention's loads sooner. Default: the whole ring.
+    #ifndef PD_PRO_BARRIER
+    #define PD_PRO_BARRIER (PD_STAGES - 1)
+    #endif
+    #ifndef PD_PRO_O
+    #define PD_PRO_O (PD_STAGES - 1)
+    #endif
     // Diagnostics for timing only (their logits are wrong): PD_DIAG_NO_WAIT=1 never waits at a grid barrier (the
     // weights' streaming alone), PD_DIAG_NO_ATTENTION=1 skips attention.
     #ifndef PD_DIAG_NO_WAIT
@@ -87,7 +96,7 @@ extension GPUKernels {
     template <class Stream>
     __device__ __forceinline__ void pd_grid_sync_starting(Stream& next, unsigned* arrived, unsigned& target, unsigned long long* trace, int mark) {
         pd_grid_arrive(arrived, target, trace, mark);
-        next.prologue();
+        next.prologue(PD_PRO_BARRIER);
         pd_grid_wait(arrived, target, trace, mark);
     }
 
@@ -104,6 +113,7 @@ extension GPUKernels {
         int first, stride, count;         // this warp's units: first, first + stride, ... (count of them)
         int step, kmax;                   // a part's chunks: k · step from its base, k < kmax (those below inputs)
         int r, p, k, n, slot;             // the next chunk to copy: unit r, part p, chunk k, output row n, ring slot
+        int primed;                       // chunks the prologue copied
         const gemm_t* wr[NOUT];           // unit r's weight rows
 
         __device__ __forceinline__ PDStream(const gemm_t* w_, int inputs_, int units_, int ks_, const Out& out_, uint4* ring_)
@@ -113,7 +123,7 @@ extension GPUKernels {
             count = first < units ? (units - first + stride - 1) / stride : 0;
             step = 32 * GEMV_VEC * ks;
             kmax = (inputs + step - 1) / step;
-            r = 0; p = 0; k = 0; n = 0; slot = 0;
+            r = 0; p = 0; k = 0; n = 0; slot = 0; primed = 0;
             locate();
         }
         __device__ __forceinline__ int base(int part) const { return (part * 32 + (threadIdx.x & 31)) * GEMV_VEC; }
@@ -140,16 +150,17 @@ extension GPUKernels {
             }
             cp_async_commit();
         }
-        // The first PD_STAGES - 1 chunks.
-        __device__ void prologue() {
+        // The first PD_STAGES - 1 chunks, or those of them up to `upto` (the rest in a later call).
+        __device__ void prologue(int upto = PD_STAGES - 1) {
             #pragma unroll 1
-            for (int s = 0; s < PD_STAGES - 1; s++) issue();
+            for (; primed < upto; primed++) issue();
         }
     };
 
-    // Runs a stream's units over xs (shared memory); prologue() already ran. ahead(r) when a warp starts unit r.
+    // Runs a stream's units over xs (shared memory), after the rest of its prologue. ahead(r) when a warp starts unit r.
     template <int NOUT, class Out, class Ahead = PDNoAhead>
     __device__ __forceinline__ void pd_gemv(PDStream<NOUT, Out>& st, const gemm_t* xs, const Ahead& ahead = Ahead()) {
+        st.prologue();
         int lane = threadIdx.x & 31, slot = 0;
         for (int r = 0; r < st.count; r++) {
             ahead(r);

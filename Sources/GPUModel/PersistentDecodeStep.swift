@@ -148,11 +148,11 @@ extension GPUKernels {
                 DecodeSplitKV kv(att, 0, vb0 % kvHeads, vb0 / kvHeads, row_table, tables, l, layers, bs, kvHeads, hd);
                 if (!PD_NORM_STAGE) decode_attention_stage_async(kv, threadIdx.x & (DECODE_ATT_THREADS - 1), 0, staged, kc, vc);
             }
-            o.prologue();
+            o.prologue(PD_PRO_O);
             if (PD_L2_GU > 0) pd_prefetch_units<2>(w->wgu, D, F, swiglu, 0, PD_L2_GU);
-            // The staged keys (older than the o projection's PD_STAGES - 1 groups), before the barrier's __syncthreads:
-            // with PD_NORM_STAGE another sub-block's threads copied them.
-            cp_async_wait<PD_STAGES - 1>();
+            // The staged keys (older than the o projection's PD_PRO_O groups), before the barrier's __syncthreads: with
+            // PD_NORM_STAGE another sub-block's threads copied them.
+            cp_async_wait<PD_PRO_O>();
             if (!PD_HEAD_WAIT) pd_grid_wait(sync_words, target, trace, mark);
             else {
                 if (PD_NORM_STAGE) __syncthreads();
@@ -167,6 +167,7 @@ extension GPUKernels {
                                        vb == vb0 ? staged : 0);
             }
             pd_grid_arrive(sync_words, target, trace, ++mark);
+            o.prologue();  // what PD_PRO_O left
             pd_grid_wait(sync_words, target, trace, mark);
             pd_stage(attnB, QD, xs);
             pd_gemv(o, xs);

@@ -17,7 +17,7 @@ final class GPUKernelSyntaxTests: XCTestCase {
             let file = dir.appendingPathComponent("\(module).cu")
             try (Self.nvrtcShim + "\n" + source).write(to: file, atomically: true, encoding: .utf8)
             // The persistent kernel's timing variants too (SWIFTWISE_KERNEL_DEFINES), on both sides of sm_90's bulk prefetch.
-            let prefetch = ["-DPD_L2_GU=2", "-DPD_L2_DOWN=1", "-DPD_L2_QKV=1", "-DDECODE_ATT_PD_MERGE=16", "-DPD_NORM_STAGE=1", "-DPD_HEAD_WAIT=1"]
+            let prefetch = ["-DPD_L2_GU=2", "-DPD_L2_DOWN=1", "-DPD_L2_QKV=1", "-DDECODE_ATT_PD_MERGE=16", "-DPD_NORM_STAGE=1", "-DPD_HEAD_WAIT=1", "-DPD_PRO_O=2", "-DPD_PRO_BARRIER=3"]
             for (arch, defines) in [("sm_90", []), ("sm_90", ["-DGEMM_FP32"]), ("sm_80", []), ("sm_75", []), ("sm_90", prefetch), ("sm_80", prefetch)] {
                 let (status, output) = try Self.run(clang, ["-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=\(arch)", "-nocudainc",
                                                             "-nocudalib", "-Xclang", "-target-feature", "-Xclang", "+ptx80", "-std=c++17",
