@@ -37,9 +37,7 @@ public final class GPUOps: OpBackend {
 
     // MARK: buffers
 
-    /// Device buffers of one call, freed when it returns. Each call keeps its scratch alive until then (a deferred
-    /// `withExtendedLifetime`): Swift may end a local's lifetime at its last use, which would free an output buffer
-    /// before it is downloaded.
+    /// Device buffers of one call (`withScratch`).
     private struct Scratch {
         let memory: DeviceMemory
         init(_ gpu: GPUContext) { memory = DeviceMemory(gpu) }
@@ -47,6 +45,14 @@ public final class GPUOps: OpBackend {
         func ints(_ values: [Int]) throws -> UInt64 { try bytes(values.map(Int32.init)) }
         func zeros(_ byteCount: Int) throws -> UInt64 { try bytes([UInt8](repeating: 0, count: max(byteCount, 1))) }
         func bytes<T>(_ values: [T]) throws -> UInt64 { try memory.upload(values) }
+    }
+
+    /// Runs one op with buffers that are freed once it returns, not before: Swift may end a local's lifetime at its
+    /// last use, which would free an output buffer before its download.
+    private func withScratch<R>(_ body: (Scratch) throws -> R) throws -> R {
+        try gpu.makeCurrent()
+        let scratch = Scratch(gpu)
+        return try withExtendedLifetime(scratch) { try body(scratch) }
     }
 
     /// Host floats in the GEMM element type (bf16 words or fp32).
@@ -79,128 +85,127 @@ public final class GPUOps: OpBackend {
     // MARK: ops
 
     public func matmul(_ x: [Float], rows: Int, weight: [Float], outputs: Int) throws -> [Float] {
-        try gpu.makeCurrent()
-        let scratch = Scratch(gpu), inputs = weight.count / outputs
-        defer { withExtendedLifetime(scratch) {} }
-        let y = try scratch.zeros(rows * outputs * 4)
-        try gemms.run(try gemmInput(x, scratch), try gemmInput(weight, scratch), y, rows: rows, inputs: inputs, outputs: outputs)
-        return try downloadFloats(y, rows * outputs)
+        try withScratch { scratch in
+            let inputs = weight.count / outputs
+            let y = try scratch.zeros(rows * outputs * 4)
+            try gemms.run(try gemmInput(x, scratch), try gemmInput(weight, scratch), y, rows: rows, inputs: inputs, outputs: outputs)
+            return try downloadFloats(y, rows * outputs)
+        }
     }
 
     public func rmsNorm(_ x: [Float], rows: Int, weight: [Float], eps: Float) throws -> [Float] {
-        try gpu.makeCurrent()
-        let scratch = Scratch(gpu), size = weight.count
-        defer { withExtendedLifetime(scratch) {} }
-        let out = try scratch.zeros(2 * x.count * elementBytes)
-        try gpu.launch(functions["rmsnorm_bf16"]!, grid: (UInt32(rows), 1, 1), block: (256, 1, 1),
-                       [.pointer(try scratch.floats(x)), .pointer(try scratch.floats(weight)), .pointer(out), .int32(Int32(size)), .float(eps),
-                        .int64(splitInputs ? Int64(x.count) : 0)], name: "rmsnorm_bf16")
-        return try downloadGemmOutput(out, x.count)
+        try withScratch { scratch in
+            let size = weight.count
+            let out = try scratch.zeros(2 * x.count * elementBytes)
+            try gpu.launch(functions["rmsnorm_bf16"]!, grid: (UInt32(rows), 1, 1), block: (256, 1, 1),
+                           [.pointer(try scratch.floats(x)), .pointer(try scratch.floats(weight)), .pointer(out), .int32(Int32(size)), .float(eps),
+                            .int64(splitInputs ? Int64(x.count) : 0)], name: "rmsnorm_bf16")
+            return try downloadGemmOutput(out, x.count)
+        }
     }
 
     public func rope(_ x: [Float], positions: [Int], heads: Int, headDim: Int, inverseFrequencies: [Float]) throws -> [Float] {
-        try gpu.makeCurrent()
-        // rope_split on a Q-only row (no K/V heads: nothing goes to the cache).
-        let scratch = Scratch(gpu), rows = positions.count
-        defer { withExtendedLifetime(scratch) {} }
-        let q = try scratch.zeros(x.count * 4), zeros = try scratch.ints([Int](repeating: 0, count: rows))
-        try gpu.launch(functions["rope_split"]!, grid: (UInt32(rows), 1, 1), block: (128, 1, 1), [
-            .pointer(try scratch.floats(x)), .pointer(q), .pointer(q), .pointer(q), .pointer(try scratch.ints(positions)),
-            .pointer(try scratch.floats(inverseFrequencies)), .pointer(zeros), .pointer(zeros), .int32(0), .int32(1), .int32(1),
-            .int32(Int32(heads)), .int32(0), .int32(Int32(headDim)), .int64(0), .pointer(0), .pointer(0)], name: "rope_split")
-        return try downloadFloats(q, x.count)
+        try withScratch { scratch in
+            // rope_split on a Q-only row (no K/V heads: nothing goes to the cache).
+            let rows = positions.count
+            let q = try scratch.zeros(x.count * 4), zeros = try scratch.ints([Int](repeating: 0, count: rows))
+            try gpu.launch(functions["rope_split"]!, grid: (UInt32(rows), 1, 1), block: (128, 1, 1), [
+                .pointer(try scratch.floats(x)), .pointer(q), .pointer(q), .pointer(q), .pointer(try scratch.ints(positions)),
+                .pointer(try scratch.floats(inverseFrequencies)), .pointer(zeros), .pointer(zeros), .int32(0), .int32(1), .int32(1),
+                .int32(Int32(heads)), .int32(0), .int32(Int32(headDim)), .int64(0), .pointer(0), .pointer(0)], name: "rope_split")
+            return try downloadFloats(q, x.count)
+        }
     }
 
     public func swiglu(gate: [Float], up: [Float]) throws -> [Float] {
-        try gpu.makeCurrent()
-        let scratch = Scratch(gpu), n = gate.count
-        defer { withExtendedLifetime(scratch) {} }
-        let out = try scratch.zeros(2 * n * elementBytes)
-        let blocks = (n + GPULlama.swigluColumnsPerBlock - 1) / GPULlama.swigluColumnsPerBlock
-        try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32(blocks), 1, 1), block: (256, 1, 1),  // one row of n
-                       [.pointer(try scratch.floats(gate + up)), .pointer(out), .int32(Int32(n)), .int64(0), .int64(splitInputs ? Int64(n) : 0)],
-                       name: "swiglu_bf16")
-        return try downloadGemmOutput(out, n)
+        try withScratch { scratch in
+            let n = gate.count
+            let out = try scratch.zeros(2 * n * elementBytes)
+            let blocks = (n + GPULlama.swigluColumnsPerBlock - 1) / GPULlama.swigluColumnsPerBlock
+            try gpu.launch(functions["swiglu_bf16"]!, grid: (UInt32(blocks), 1, 1), block: (256, 1, 1),  // one row of n
+                           [.pointer(try scratch.floats(gate + up)), .pointer(out), .int32(Int32(n)), .int64(0), .int64(splitInputs ? Int64(n) : 0)],
+                           name: "swiglu_bf16")
+            return try downloadGemmOutput(out, n)
+        }
     }
 
     public func argmax(_ logits: [Float], rows: Int) throws -> [Int] {
-        try gpu.makeCurrent()
-        let scratch = Scratch(gpu), argmax = try GPUArgmax(scratch.memory, rows: rows)
-        defer { withExtendedLifetime(scratch) {} }
-        try argmax.launch(functions["argmax_rows"]!, logits: try scratch.floats(logits), rows: rows, vocab: logits.count / rows)
-        var picks = [Int32](repeating: 0, count: rows)
-        try picks.withUnsafeMutableBytes { try gpu.download(argmax.out, bytes: $0.count, into: $0.baseAddress!) }
-        return picks.map(Int.init)
+        try withScratch { scratch in
+            let argmax = try GPUArgmax(scratch.memory, rows: rows)
+            try argmax.launch(functions["argmax_rows"]!, logits: try scratch.floats(logits), rows: rows, vocab: logits.count / rows)
+            var picks = [Int32](repeating: 0, count: rows)
+            try picks.withUnsafeMutableBytes { try gpu.download(argmax.out, bytes: $0.count, into: $0.baseAddress!) }
+            return picks.map(Int.init)
+        }
     }
 
     public func attention(q: [Float], k: [Float], v: [Float], positions: [Int], heads: Int, kvHeads: Int, headDim: Int) throws -> [Float] {
-        try gpu.makeCurrent()
-        let scratch = Scratch(gpu)
-        defer { withExtendedLifetime(scratch) {} }
-        let kvDim = kvHeads * headDim, n = k.count / kvDim, blockSize = 16, rows = positions.count
-        let blocks = (n + blockSize - 1) / blockSize
-        let table = Array((0..<blocks).reversed())  // not in order, as a real block table
-        // Paged layout of one layer: [block][slot][kvDim].
-        var kc = [Float](repeating: 0, count: blocks * blockSize * kvDim), vc = kc
-        for j in 0..<n {
-            let at = (table[j / blockSize] * blockSize + j % blockSize) * kvDim
-            for i in 0..<kvDim { kc[at + i] = k[j * kvDim + i]; vc[at + i] = v[j * kvDim + i] }
-        }
-        let (kPtr, vPtr, qPtr) = (try scratch.floats(kc), try scratch.floats(vc), try scratch.floats(q))
-        let (pos, rowTable, tables) = (try scratch.ints(positions), try scratch.ints([Int](repeating: 0, count: rows)), try scratch.ints(table))
-        let scale = 1 / Float(headDim).squareRoot()
-        let shape: [KernelArgument] = [.int32(0), .int32(1), .int32(Int32(blockSize)), .int32(Int32(heads)), .int32(Int32(kvHeads)),
-                                       .int32(Int32(headDim)), .float(scale)]
-        if attentionKernels == .decode {
+        try withScratch { scratch in
+            let kvDim = kvHeads * headDim, n = k.count / kvDim, blockSize = 16, rows = positions.count
+            let blocks = (n + blockSize - 1) / blockSize
+            let table = Array((0..<blocks).reversed())  // not in order, as a real block table
+            // Paged layout of one layer: [block][slot][kvDim].
+            var kc = [Float](repeating: 0, count: blocks * blockSize * kvDim), vc = kc
+            for j in 0..<n {
+                let at = (table[j / blockSize] * blockSize + j % blockSize) * kvDim
+                for i in 0..<kvDim { kc[at + i] = k[j * kvDim + i]; vc[at + i] = v[j * kvDim + i] }
+            }
+            let (kPtr, vPtr, qPtr) = (try scratch.floats(kc), try scratch.floats(vc), try scratch.floats(q))
+            let (pos, rowTable, tables) = (try scratch.ints(positions), try scratch.ints([Int](repeating: 0, count: rows)), try scratch.ints(table))
+            let scale = 1 / Float(headDim).squareRoot()
+            let shape: [KernelArgument] = [.int32(0), .int32(1), .int32(Int32(blockSize)), .int32(Int32(heads)), .int32(Int32(kvHeads)),
+                                           .int32(Int32(headDim)), .float(scale)]
+            if attentionKernels == .decode {
+                let splits = (positions.max()! + GPULlama.attentionSplit) / GPULlama.attentionSplit
+                let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4), counters = try scratch.zeros(rows * kvHeads * 4)
+                let out = try scratch.zeros(2 * q.count * elementBytes)
+                let shared = GPULlama.decodeAttentionSharedBytes(heads: heads, kvHeads: kvHeads, headDim: headDim)
+                try gpu.allowSharedMemory(functions["attention_decode"]!, bytes: shared)
+                try gpu.launch(functions["attention_decode"]!, grid: (UInt32(rows), UInt32(kvHeads), UInt32(splits)), block: (256, 1, 1),
+                               sharedBytes: UInt32(shared),
+                               [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(partials), .pointer(counters), .pointer(out), .pointer(pos),
+                                .pointer(rowTable), .pointer(tables)] + shape + [.int32(Int32(splits)), .int64(splitInputs ? Int64(q.count) : 0)],
+                               name: "attention_decode")
+                return try downloadGemmOutput(out, q.count)
+            }
+            if attentionKernels == .flash {
+                var tiles: [Int] = []
+                for first in stride(from: 0, to: rows, by: GPULlama.flashTile) { tiles += [first, min(GPULlama.flashTile, rows - first)] }
+                let out = try scratch.zeros(q.count * elementBytes)
+                let (kernel, threads, shared, perBlock) = GPULlama.flashKernel(headDim: headDim, heads: heads, kvHeads: kvHeads, gemmBytes: elementBytes)
+                if shared > 0 { try gpu.allowSharedMemory(functions[kernel]!, bytes: shared) }
+                // The tensor-core kernel reads the cache's bf16 shadow.
+                let tensorCores = kernel.hasPrefix("attention_mma")
+                let (k, v) = tensorCores ? (try scratch.bytes(kc.map(GPULlama.bf16)), try scratch.bytes(vc.map(GPULlama.bf16))) : (kPtr, vPtr)
+                try gpu.launch(functions[kernel]!, grid: (UInt32(tiles.count / 2), UInt32(heads / perBlock), 1), block: (threads, 1, 1),
+                               sharedBytes: UInt32(shared),
+                               [.pointer(qPtr), .pointer(k), .pointer(v), .pointer(out), .pointer(pos), .pointer(rowTable), .pointer(tables),
+                                .pointer(try scratch.ints(tiles))] + shape, name: kernel)
+                return try downloadGemmElements(out, q.count)
+            }
+            // Split partials, then their merge.
             let splits = (positions.max()! + GPULlama.attentionSplit) / GPULlama.attentionSplit
-            let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4), counters = try scratch.zeros(rows * kvHeads * 4)
-            let out = try scratch.zeros(2 * q.count * elementBytes)
-            let shared = GPULlama.decodeAttentionSharedBytes(heads: heads, kvHeads: kvHeads, headDim: headDim)
-            try gpu.allowSharedMemory(functions["attention_decode"]!, bytes: shared)
-            try gpu.launch(functions["attention_decode"]!, grid: (UInt32(rows), UInt32(kvHeads), UInt32(splits)), block: (256, 1, 1),
-                           sharedBytes: UInt32(shared),
-                           [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(partials), .pointer(counters), .pointer(out), .pointer(pos),
-                            .pointer(rowTable), .pointer(tables)] + shape + [.int32(Int32(splits)), .int64(splitInputs ? Int64(q.count) : 0)],
-                           name: "attention_decode")
-            return try downloadGemmOutput(out, q.count)
-        }
-        if attentionKernels == .flash {
+            let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4)
+            let split = try scratch.zeros(q.count * elementBytes), tiled = try scratch.zeros(q.count * elementBytes)
+            try gpu.launch(functions["attention_split"]!, grid: (UInt32(rows), UInt32(heads), UInt32(splits)), block: (256, 1, 1),
+                           [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(partials), .pointer(pos), .pointer(rowTable), .pointer(tables)]
+                            + shape + [.int32(Int32(splits))], name: "attention_split")
+            try gpu.launch(functions["attention_combine"]!, grid: (UInt32(rows), UInt32(heads), 1), block: (UInt32(min(128, headDim)), 1, 1),
+                           [.pointer(partials), .pointer(split), .pointer(pos), .int32(Int32(heads)), .int32(Int32(headDim)), .int32(Int32(splits))],
+                           name: "attention_combine")
+            // Tiles of rows sharing each split's K/V.
             var tiles: [Int] = []
-            for first in stride(from: 0, to: rows, by: GPULlama.flashTile) { tiles += [first, min(GPULlama.flashTile, rows - first)] }
-            let out = try scratch.zeros(q.count * elementBytes)
-            let (kernel, threads, shared, perBlock) = GPULlama.flashKernel(headDim: headDim, heads: heads, kvHeads: kvHeads, gemmBytes: elementBytes)
-            if shared > 0 { try gpu.allowSharedMemory(functions[kernel]!, bytes: shared) }
-            // The tensor-core kernel reads the cache's bf16 shadow.
-            let tensorCores = kernel.hasPrefix("attention_mma")
-            let (k, v) = tensorCores ? (try scratch.bytes(kc.map(GPULlama.bf16)), try scratch.bytes(vc.map(GPULlama.bf16))) : (kPtr, vPtr)
-            try gpu.launch(functions[kernel]!, grid: (UInt32(tiles.count / 2), UInt32(heads / perBlock), 1), block: (threads, 1, 1),
-                           sharedBytes: UInt32(shared),
-                           [.pointer(qPtr), .pointer(k), .pointer(v), .pointer(out), .pointer(pos), .pointer(rowTable), .pointer(tables),
-                            .pointer(try scratch.ints(tiles))] + shape, name: kernel)
-            return try downloadGemmElements(out, q.count)
+            for first in stride(from: 0, to: rows, by: GPULlama.attentionTile) { tiles += [first, min(GPULlama.attentionTile, rows - first)] }
+            try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * GPULlama.attentionSplit * headDim * 4)
+            try gpu.launch(functions["attention_tiled"]!, grid: (UInt32(tiles.count / 2), UInt32(heads), 1), block: (256, 1, 1),
+                           sharedBytes: UInt32(2 * GPULlama.attentionSplit * headDim * 4),
+                           [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(tiled), .pointer(pos), .pointer(rowTable), .pointer(tables),
+                            .pointer(try scratch.ints(tiles))] + shape, name: "attention_tiled")
+            let a = try downloadGemmElements(split, q.count), b = try downloadGemmElements(tiled, q.count)
+            if let i = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) {
+                throw GPUError.call("attention", code: 0, message: "split and tiled shapes differ at \(i): \(a[i]) vs \(b[i])")
+            }
+            return a
         }
-        // Split partials, then their merge.
-        let splits = (positions.max()! + GPULlama.attentionSplit) / GPULlama.attentionSplit
-        let partials = try scratch.zeros(rows * heads * splits * (headDim + 2) * 4)
-        let split = try scratch.zeros(q.count * elementBytes), tiled = try scratch.zeros(q.count * elementBytes)
-        try gpu.launch(functions["attention_split"]!, grid: (UInt32(rows), UInt32(heads), UInt32(splits)), block: (256, 1, 1),
-                       [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(partials), .pointer(pos), .pointer(rowTable), .pointer(tables)]
-                        + shape + [.int32(Int32(splits))], name: "attention_split")
-        try gpu.launch(functions["attention_combine"]!, grid: (UInt32(rows), UInt32(heads), 1), block: (UInt32(min(128, headDim)), 1, 1),
-                       [.pointer(partials), .pointer(split), .pointer(pos), .int32(Int32(heads)), .int32(Int32(headDim)), .int32(Int32(splits))],
-                       name: "attention_combine")
-        // Tiles of rows sharing each split's K/V.
-        var tiles: [Int] = []
-        for first in stride(from: 0, to: rows, by: GPULlama.attentionTile) { tiles += [first, min(GPULlama.attentionTile, rows - first)] }
-        try gpu.allowSharedMemory(functions["attention_tiled"]!, bytes: 2 * GPULlama.attentionSplit * headDim * 4)
-        try gpu.launch(functions["attention_tiled"]!, grid: (UInt32(tiles.count / 2), UInt32(heads), 1), block: (256, 1, 1),
-                       sharedBytes: UInt32(2 * GPULlama.attentionSplit * headDim * 4),
-                       [.pointer(qPtr), .pointer(kPtr), .pointer(vPtr), .pointer(tiled), .pointer(pos), .pointer(rowTable), .pointer(tables),
-                        .pointer(try scratch.ints(tiles))] + shape, name: "attention_tiled")
-        let a = try downloadGemmElements(split, q.count), b = try downloadGemmElements(tiled, q.count)
-        if let i = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) {
-            throw GPUError.call("attention", code: 0, message: "split and tiled shapes differ at \(i): \(a[i]) vs \(b[i])")
-        }
-        return a
     }
 }

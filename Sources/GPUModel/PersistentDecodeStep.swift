@@ -178,7 +178,7 @@ extension GPUKernels {
             PDStream<1, PDResidualOut> down(w->wdown, F, D, ks_down, residual, ring);
             pd_grid_sync_starting(down, sync_words, target, trace, ++mark);
             pd_stage(act, F, xs);
-            pd_gemv(down, xs, PDDownAhead{l + 1 < layers ? lw[l + 1].wqkv : nullptr, rope, D, qkvUnits});
+            pd_gemv(down, xs, PDDownAhead{PD_L2_QKV && l + 1 < layers ? lw[l + 1].wqkv : nullptr, rope, D, qkvUnits});
             if (l + 1 == layers) break;
             rope.layer = l + 1;
             rope.bias = lw[l + 1].bqkv;

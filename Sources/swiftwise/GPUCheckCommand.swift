@@ -133,14 +133,10 @@ struct GPUCheckCommand: ParsableCommand {
             results["fused_vs_separate_differing_logits"] = fusionDiffers
             // The persistent decode kernel, in every shape, must compute exactly what the fused kernels do, launched one by one.
             let oneRow = [SequenceStep(tokens: [ours[0]], start: prompt.count, blockTable: table, logits: .last)]
-            llama.persistentDecode = false
-            let oneByOneLogits = try llama.forward(oneRow)
-            llama.persistentDecode = true
-            let persistentLogits = try llama.forward(oneRow)
-            let persistentDiffers = zip(persistentLogits, oneByOneLogits).filter { $0.bitPattern != $1.bitPattern }.count
+            let persistent = try Self.persistentDiffering(llama, oneRow)
             print("persistent decode kernel (\(llama.persistentDecodeUse)) vs the fused kernels one by one, 1 row: "
-                  + "\(persistentDiffers) of \(persistentLogits.count) logits differ")
-            results["persistent_vs_fused_differing_logits"] = persistentDiffers
+                  + "\(persistent.differing) of \(persistent.of) logits differ")
+            results["persistent_vs_fused_differing_logits"] = persistent.differing
             results["persistent_decode_available"] = llama.persistentDecodeAvailable
             let prefix = zip(ours, greedy).prefix { $0 == $1 }.count
             let same = zip(ours, greedy).filter { $0 == $1 }.count
@@ -171,6 +167,16 @@ struct GPUCheckCommand: ParsableCommand {
         }
     }
 
+    /// Logits of `step` from the persistent decode kernel that differ, bit for bit, from the fused kernels' launched
+    /// one by one (the step runs twice, writing the same cache entries; the persistent kernel is left on).
+    static func persistentDiffering(_ llama: GPULlama, _ step: [SequenceStep]) throws -> (differing: Int, of: Int) {
+        llama.persistentDecode = false
+        let oneByOne = try llama.forward(step)
+        llama.persistentDecode = true
+        let persistent = try llama.forward(step)
+        return (zip(persistent, oneByOne).filter { $0.bitPattern != $1.bitPattern }.count, persistent.count)
+    }
+
     static func bench(_ llama: GPULlama, _ c: ModelConfig, quick: Bool) throws -> [String: Any] {
         var out: [String: Any] = [:]
         let dependentLaunch = llama.gpu.dependentLaunch
@@ -186,12 +192,9 @@ struct GPUCheckCommand: ParsableCommand {
             llama.persistentDecode = false
             try step(0)
             let next = [SequenceStep(tokens: [7], start: 513, blockTable: Array(0...513 / llama.blockSize), logits: .last)]
-            let oneByOne = try llama.forward(next)
-            llama.persistentDecode = true
-            let persistent = try llama.forward(next)
-            let differing = zip(persistent, oneByOne).filter { $0.bitPattern != $1.bitPattern }.count
-            print("persistent decode kernel (\(llama.persistentDecodeUse)) vs the fused kernels one by one, 1 row at 513: \(differing) of \(persistent.count) logits differ")
-            out["persistent_vs_fused_differing_logits"] = differing
+            let persistent = try persistentDiffering(llama, next)
+            print("persistent decode kernel (\(llama.persistentDecodeUse)) vs the fused kernels one by one, 1 row at 513: \(persistent.differing) of \(persistent.of) logits differ")
+            out["persistent_vs_fused_differing_logits"] = persistent.differing
             let rates = try (0..<3).map { _ in try decodeRate(batch: 1, prompt: 512, steps: 256) }
             print("decode batch 1, three runs: \(rates.map { String(format: "%.1f", $0) }.joined(separator: " ")) tok/s")
             out["decode_batch1_runs"] = rates
