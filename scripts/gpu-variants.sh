@@ -5,30 +5,24 @@
 # prints the phase table. Then the fastest bit-identical variant gets the full `gpu-check --bench` (b1, b32, prefill,
 # copy bandwidth, cuBLAS peak), and transformers' speed is measured right after it (PEERS=0 skips it).
 # Usage: scripts/gpu-variants.sh [SWIFTWISE_BINARY] [VARIANT...]
-#   VARIANT: a name below, or NAME=DEFINES ("wide=-DPD_STAGES=10 -DPD_NORM_STAGE=1"). The default runs the names in
+#   VARIANT: a name below, or NAME=DEFINES ("wide=-DPD_STAGES=10 -DPD_SPREAD=1"). The default runs the names in
 #   ORDER (the default kernel first and last, to see drift) as long as they start before STOP seconds (default 300;
-#   a variant takes 40-60 s with its NVRTC build, the full bench and transformers about 4 minutes more: name the
-#   rest in a second call). Results in $OUT (or ./gpu-out): one N-NAME.txt each, variants.md (the table),
-#   bench.txt, torch.txt.
+#   on an H100 a variant takes about 10 s with its NVRTC build, the full bench and transformers about 2 minutes
+#   more). Results in $OUT (or ./gpu-out): one N-NAME.txt each, variants.md (the table), bench.txt, torch.txt.
 set -uo pipefail
 BIN=${1:-.build/release/swiftwise}
 [ $# -gt 0 ] && shift
 source "$(dirname "$0")/gpu-env.sh"
 declare -A DEFINES=(
     [default]=""
-    [norm-stage]="-DPD_NORM_STAGE=1"
-    [head-wait]="-DPD_HEAD_WAIT=1"
-    [merge16]="-DDECODE_ATT_PD_MERGE=16"
-    [prime-o2]="-DPD_PRO_O=2"
-    [prime-barrier3]="-DPD_PRO_BARRIER=3"
-    [prime-both]="-DPD_PRO_O=2 -DPD_PRO_BARRIER=3"
-    [attention-all]="-DPD_NORM_STAGE=1 -DPD_HEAD_WAIT=1 -DDECODE_ATT_PD_MERGE=16"
-    [l2-gu1]="-DPD_L2_GU=1"
-    [l2-qkv]="-DPD_L2_QKV=1"
-    [l2-all]="-DPD_L2_GU=1 -DPD_L2_DOWN=1 -DPD_L2_QKV=1"
-    [attention-all-l2]="-DPD_NORM_STAGE=1 -DPD_HEAD_WAIT=1 -DDECODE_ATT_PD_MERGE=16 -DPD_L2_GU=1 -DPD_L2_DOWN=1 -DPD_L2_QKV=1"
+    [spread]="-DPD_SPREAD=1"
+    [stages6]="-DPD_STAGES=6"
+    [stages10]="-DPD_STAGES=10"
+    [spread-stages6]="-DPD_SPREAD=1 -DPD_STAGES=6"
+    [diag-no-wait]="-DPD_DIAG_NO_WAIT=1"
+    [diag-no-attention]="-DPD_DIAG_NO_ATTENTION=1"
 )
-ORDER="default attention-all norm-stage head-wait prime-both prime-o2 prime-barrier3 merge16 l2-all l2-qkv attention-all-l2 default"
+ORDER="default spread stages6 stages10 spread-stages6 diag-no-wait diag-no-attention default"
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && read -ra VARIANTS <<< "$ORDER"
 T0=$(date +%s)

@@ -16,10 +16,6 @@ extension GPUKernels {
     // K rows in shared memory are padded by 4 floats: 16-byte aligned (float4 copies and reads), and eight consecutive
     // rows read as float4 fall in distinct banks.
     #define ATT_KPAD 4
-    // Splits' partials the persistent kernel's merge loads at once (attention_decode: 8, its registers are fewer).
-    #ifndef DECODE_ATT_PD_MERGE
-    #define DECODE_ATT_PD_MERGE 8
-    #endif
     struct BlockSync { __device__ __forceinline__ void operator()() const { __syncthreads(); } };
     // Named barrier `id` (1..15; 0 is __syncthreads) over DECODE_ATT_THREADS threads.
     struct GroupSync {
@@ -195,17 +191,16 @@ extension GPUKernels {
             int g = i / hd, d = i % hd, h = kvh * G + g;
             const float* p = partials + ((long)t * heads + h) * max_splits * (hd + 2);
             float M = NEG_INF, L = 0.f, O = 0.f;
-            // MERGE splits' partials loaded at once (one round trip to L2 instead of one per split), merged in order.
-            constexpr int MERGE = AsyncStage ? 8 : DECODE_ATT_PD_MERGE;
-            for (int s0 = 0; s0 < splits; s0 += MERGE) {
-                float m[MERGE], l[MERGE], o[MERGE];
+            // Eight splits' partials loaded at once (one round trip to L2 instead of one per split), merged in order.
+            for (int s0 = 0; s0 < splits; s0 += 8) {
+                float m[8], l[8], o[8];
                 #pragma unroll
-                for (int u = 0; u < MERGE; u++) {
+                for (int u = 0; u < 8; u++) {
                     const float* ps = p + (s0 + u) * (hd + 2);
                     if (s0 + u < splits) { m[u] = __ldcg(ps + hd); l[u] = __ldcg(ps + hd + 1); o[u] = __ldcg(ps + d); }
                 }
                 #pragma unroll
-                for (int u = 0; u < MERGE; u++) if (s0 + u < splits) merge_split(M, L, O, m[u], l[u], o[u]);
+                for (int u = 0; u < 8; u++) if (s0 + u < splits) merge_split(M, L, O, m[u], l[u], o[u]);
             }
             store_gemm_input(out, ((long)t * heads + h) * hd + d, lo, O / L);
         }

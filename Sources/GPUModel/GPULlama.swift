@@ -263,7 +263,7 @@ public final class GPULlama: @unchecked Sendable {
         }
         let table = layers.flatMap { l -> [UInt64] in [l.wqkv, l.wo, l.wGateUp, l.wDown, l.bqkv ?? 0, l.attnNorm, l.ffnNorm, 0] }
         layerTable = try memory.upload(table)
-        persistentSync = try memory.upload([UInt32](repeating: 0, count: 2 + c.kvHeads))  // decode_step_persistent's sync_words
+        persistentSync = try memory.upload([UInt32](repeating: 0, count: 2))  // decode_step_persistent's sync_words
         // Devices with less shared memory per block than the kernel needs run the fused kernels one by one.
         persistentDecodeAvailable = gpu.cooperativeLaunch
             && (try? gpu.allowSharedMemory(functions["decode_step_persistent"]!, bytes: Self.persistentDecodeShared(c, gemmBytes: eb).total)) != nil

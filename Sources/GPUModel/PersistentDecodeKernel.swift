@@ -19,14 +19,11 @@ extension GPUKernels {
     #ifndef PD_STAGES
     #define PD_STAGES 8
     #endif
-    // Chunks of its ring a GEMV copies before the grid barrier that precedes it (PD_PRO_BARRIER) and before attention
-    // (the o projection's, PD_PRO_O); the rest follow the barrier. Timing variants: fewer copies in flight leave the
-    // SM's memory queue to the barrier's poll and attention's loads sooner. Default: the whole ring.
-    #ifndef PD_PRO_BARRIER
-    #define PD_PRO_BARRIER (PD_STAGES - 1)
-    #endif
-    #ifndef PD_PRO_O
-    #define PD_PRO_O (PD_STAGES - 1)
+    // PD_SPREAD=1 (timing variant): a GEMV's units spread warp-major (unit w · blocks + b to warp w of block b), so that
+    // every SM gets a share of a GEMV with fewer units than the grid has warps (QKV: 1536 units for 2112 warps leaves 36
+    // blocks without one) and of gate|up's four-or-three units a warp, instead of whole blocks taking the first units.
+    #ifndef PD_SPREAD
+    #define PD_SPREAD 0
     #endif
     // Diagnostics for timing only (their logits are wrong): PD_DIAG_NO_WAIT=1 never waits at a grid barrier (the
     // weights' streaming alone), PD_DIAG_NO_ATTENTION=1 skips attention.
@@ -62,8 +59,6 @@ extension GPUKernels {
         __device__ static void store(const PDResidualOut& out, int u, const float* s, float pre) { out.x[u] = pre + s[0]; }
     };
 
-    // What a GEMV prefetches when a warp starts its unit r: nothing by default.
-    struct PDNoAhead { __device__ __forceinline__ void operator()(int) const {} };
     __device__ __forceinline__ unsigned long long pd_now() {
         unsigned long long t;
         asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -96,7 +91,7 @@ extension GPUKernels {
     template <class Stream>
     __device__ __forceinline__ void pd_grid_sync_starting(Stream& next, unsigned* arrived, unsigned& target, unsigned long long* trace, int mark) {
         pd_grid_arrive(arrived, target, trace, mark);
-        next.prologue(PD_PRO_BARRIER);
+        next.prologue();
         pd_grid_wait(arrived, target, trace, mark);
     }
 
@@ -113,17 +108,16 @@ extension GPUKernels {
         int first, stride, count;         // this warp's units: first, first + stride, ... (count of them)
         int step, kmax;                   // a part's chunks: k · step from its base, k < kmax (those below inputs)
         int r, p, k, n, slot;             // the next chunk to copy: unit r, part p, chunk k, output row n, ring slot
-        int primed;                       // chunks the prologue copied
         const gemm_t* wr[NOUT];           // unit r's weight rows
 
         __device__ __forceinline__ PDStream(const gemm_t* w_, int inputs_, int units_, int ks_, const Out& out_, uint4* ring_)
             : w(w_), inputs(inputs_), units(units_), ks(ks_), out(out_), ring(ring_) {
             stride = gridDim.x * PD_SUBS * 8;
-            first = blockIdx.x * PD_SUBS * 8 + (threadIdx.x >> 5);
+            first = PD_SPREAD ? (threadIdx.x >> 5) * gridDim.x + blockIdx.x : blockIdx.x * PD_SUBS * 8 + (threadIdx.x >> 5);
             count = first < units ? (units - first + stride - 1) / stride : 0;
             step = 32 * GEMV_VEC * ks;
             kmax = (inputs + step - 1) / step;
-            r = 0; p = 0; k = 0; n = 0; slot = 0; primed = 0;
+            r = 0; p = 0; k = 0; n = 0; slot = 0;
             locate();
         }
         __device__ __forceinline__ int base(int part) const { return (part * 32 + (threadIdx.x & 31)) * GEMV_VEC; }
@@ -150,20 +144,18 @@ extension GPUKernels {
             }
             cp_async_commit();
         }
-        // The first PD_STAGES - 1 chunks, or those of them up to `upto` (the rest in a later call).
-        __device__ void prologue(int upto = PD_STAGES - 1) {
+        // The first PD_STAGES - 1 chunks.
+        __device__ void prologue() {
             #pragma unroll 1
-            for (; primed < upto; primed++) issue();
+            for (int i = 0; i < PD_STAGES - 1; i++) issue();
         }
     };
 
-    // Runs a stream's units over xs (shared memory), after the rest of its prologue. ahead(r) when a warp starts unit r.
-    template <int NOUT, class Out, class Ahead = PDNoAhead>
-    __device__ __forceinline__ void pd_gemv(PDStream<NOUT, Out>& st, const gemm_t* xs, const Ahead& ahead = Ahead()) {
-        st.prologue();
+    // Runs a stream's units over xs (shared memory), after its prologue.
+    template <int NOUT, class Out>
+    __device__ __forceinline__ void pd_gemv(PDStream<NOUT, Out>& st, const gemm_t* xs) {
         int lane = threadIdx.x & 31, slot = 0;
         for (int r = 0; r < st.count; r++) {
-            ahead(r);
             float sum[NOUT];
             float pre = lane == 0 ? PDPreload<Out>::load(st.out, st.first + r * st.stride) : 0.f;
             for (int p = 0; p < st.ks; p++) {
@@ -262,14 +254,15 @@ extension GPUKernels {
         __syncthreads();
     }
 
-    // Every block is past its last barrier once all have counted themselves done: the last one resets the `words`.
-    __device__ __forceinline__ void pd_finish(unsigned* sync_words, int words, unsigned long long* trace, int layers) {
+    // Every block is past its last barrier once all have counted themselves done: the last one resets both words.
+    __device__ __forceinline__ void pd_finish(unsigned* sync_words, unsigned long long* trace, int layers) {
         __syncthreads();
         if (threadIdx.x == 0) {
             if (trace) trace[2 * 5 * layers] = pd_now();
             __threadfence();
             if (atomicAdd(sync_words + 1, 1u) == gridDim.x - 1) {
-                for (int i = 0; i < words; i++) sync_words[i] = 0;
+                sync_words[0] = 0;
+                sync_words[1] = 0;
                 __threadfence();
             }
         }

@@ -16,9 +16,9 @@ final class GPUKernelSyntaxTests: XCTestCase {
         for (module, source) in [("llama", GPUKernels.source), ("sampling", GPUKernels.samplingModuleSource)] {
             let file = dir.appendingPathComponent("\(module).cu")
             try (Self.nvrtcShim + "\n" + source).write(to: file, atomically: true, encoding: .utf8)
-            // The persistent kernel's timing variants too (SWIFTWISE_KERNEL_DEFINES), on both sides of sm_90's bulk prefetch.
-            let prefetch = ["-DPD_L2_GU=2", "-DPD_L2_DOWN=1", "-DPD_L2_QKV=1", "-DDECODE_ATT_PD_MERGE=16", "-DPD_NORM_STAGE=1", "-DPD_HEAD_WAIT=1", "-DPD_PRO_O=2", "-DPD_PRO_BARRIER=3"]
-            for (arch, defines) in [("sm_90", []), ("sm_90", ["-DGEMM_FP32"]), ("sm_80", []), ("sm_75", []), ("sm_90", prefetch), ("sm_80", prefetch)] {
+            // The persistent kernel's timing variants and diagnostics too (SWIFTWISE_KERNEL_DEFINES).
+            let variants = ["-DPD_SPREAD=1", "-DPD_STAGES=6", "-DPD_DIAG_NO_WAIT=1", "-DPD_DIAG_NO_ATTENTION=1"]
+            for (arch, defines) in [("sm_90", []), ("sm_90", ["-DGEMM_FP32"]), ("sm_80", []), ("sm_75", []), ("sm_90", variants)] {
                 let (status, output) = try Self.run(clang, ["-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=\(arch)", "-nocudainc",
                                                             "-nocudalib", "-Xclang", "-target-feature", "-Xclang", "+ptx80", "-std=c++17",
                                                             "-fsyntax-only", "-Werror"] + defines + [file.path])
