@@ -15,7 +15,7 @@ enum GPUKernels {
     /// The whole module: the shared prelude, then the per-row kernels, the batch-invariant and CUDA-core attention
     /// (AttentionKernels.swift), the default mode's decode attention (DecodeAttentionKernels.swift) and tensor-core
     /// prefill attention (TensorCoreAttentionKernels.swift), the GEMVs (GEMVKernels.swift) and the persistent batch-1
-    /// decode step built from them (its parts in PersistentDecodeKernel.swift, the kernel and its timing variants in
+    /// decode step built from them (its parts in PersistentDecodeKernel.swift, the kernel in
     /// PersistentDecodeStep.swift).
     static let source = prelude + rowKernels + attentionSource + decodeAttentionSource + tensorCoreAttentionSource + gemvSource
         + persistentDecodeSource + persistentDecodeStepSource
