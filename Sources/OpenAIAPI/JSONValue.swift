@@ -68,3 +68,20 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 }
+
+/// A JSON object, decoded no further: for a body that is checked and forwarded unread. JSONDecoder scans the whole
+/// document before it asks for a container, so a syntax error anywhere still fails, and asking for a keyed container
+/// fails on anything but an object; the values are never built (a fraction of JSONValue's cost, which makes a
+/// dictionary, a string per key and value and a thrown error per wrong guess of a value's kind).
+public struct JSONObjectShape: Decodable, Sendable {
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        _ = try decoder.container(keyedBy: AnyKey.self)
+    }
+}

@@ -141,6 +141,11 @@ public final class BackendPool: Sendable {
         }
     }
 
+    /// Whether the role has any node at all, healthy or not (none configured: a decode-only proxy).
+    public func hasNodes(_ role: BackendRole) -> Bool {
+        state.withLock { s in !s.nodes[role]!.isEmpty }
+    }
+
     public func hasHealthy(_ role: BackendRole) -> Bool {
         state.withLock { s in s.nodes[role]!.contains { $0.healthy } }
     }

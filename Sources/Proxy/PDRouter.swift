@@ -18,13 +18,19 @@ struct PDRouter: Sendable {
 
     private var forever: TimeAmount { .hours(24 * 365) }  // no total deadline; the client's read timeout is the idle limit
 
-    func complete(path: String, request: Request, body: ByteBuffer, json: JSONValue, requestId: String) async -> Response {
+    /// json: the decoded body, nil when the proxy has no prefill node and no prefix routing (it goes straight to
+    /// decode, and that is no prefill skipped).
+    func complete(path: String, request: Request, body: ByteBuffer, json: JSONValue?, requestId: String) async -> Response {
         let upstreamHeaders = UpstreamHeaders.forRequest(request.headers, requestId: requestId)
-        let prefixKey = configuration.policy == .prefixAware
-            ? PrefixBlocks.hashes(of: Self.promptText(json), blockCharacters: configuration.prefixBlockCharacters) : []
+        var prefixKey: [UInt64] = []
+        if configuration.policy == .prefixAware, let json {
+            prefixKey = PrefixBlocks.hashes(of: Self.promptText(json), blockCharacters: configuration.prefixBlockCharacters)
+        }
 
-        // 1. Prefill: retried once on another node; a client error (4xx) goes back to the client as is.
-        if let earlyResponse = await prefill(path: path, json: json, headers: upstreamHeaders, prefixKey: prefixKey,
+        // 1. Prefill (none configured: none to skip): retried once on another node; a client error (4xx) goes back to
+        // the client as is.
+        if let json, pool.hasNodes(.prefill),
+           let earlyResponse = await prefill(path: path, json: json, headers: upstreamHeaders, prefixKey: prefixKey,
                                              requestId: requestId) {
             return earlyResponse
         }

@@ -91,10 +91,20 @@ public final class ProxyServer: Sendable {
                 OpenAIError(status: 413, message: "request body exceeds \(ByteSize(bytes: configuration.maxBodyBytes))"),
                 requestId: requestId)
         }
-        let json: JSONValue
+        // With no prefill node (a decode-only proxy, nginx's job) and no prefix routing, nothing reads the body: it is
+        // only checked to be a JSON object, and forwarded as it came. Otherwise it is decoded for the prefill copy.
+        let readsBody = pool.hasNodes(.prefill) || configuration.policy == .prefixAware
+        let json: JSONValue?
         do {
-            json = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
-            guard case .object = json else { throw OpenAIError(status: 400, message: "body must be a JSON object") }
+            let data = Data(body.readableBytesView)
+            if readsBody {
+                let value = try JSONDecoder().decode(JSONValue.self, from: data)
+                guard case .object = value else { throw OpenAIError(status: 400, message: "body must be a JSON object") }
+                json = value
+            } else {
+                _ = try JSONDecoder().decode(JSONObjectShape.self, from: data)
+                json = nil
+            }
         } catch {
             metrics.error("bad_request")
             return PDRouter.errorResponse(OpenAIError(status: 400, message: "request body is not a JSON object: \(error)"),

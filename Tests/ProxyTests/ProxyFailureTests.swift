@@ -131,6 +131,26 @@ struct ProxyFailureTests {
         await proxy.stop(); await p.stop(); await d.stop()
     }
 
+    @Test("a decode-only proxy forwards the bytes as sent, rejects what is not a JSON object, counts no prefill skipped")
+    func decodeOnlyProxy() async throws {
+        let d = try await FakeNode.start("D")
+        let proxy = try await TestProxy(prefill: [], decode: [d])
+        // Spacing, key order and a number's spelling survive: nothing was decoded and re-encoded.
+        let body = #"{ "prompt" : "hi", "max_tokens":5.0, "n":1 }"#
+        let r = try await post(proxy.url + "/v1/completions", body)
+        #expect(r.status == 200)
+        #expect(d.received.count == 1 && d.received.first?.body == Array(body.utf8))
+        for bad in ["{not json", "[1,2,3]", "", "\"just a string\"", #"{"a": [1, }"#] {
+            let rejected = try await post(proxy.url + "/v1/completions", bad)
+            #expect(rejected.status == 400, "\(bad)")
+            #expect(errorOf(rejected)?["type"] as? String == "invalid_request_error")
+        }
+        #expect(d.received.count == 1)
+        let metrics = try await get(proxy.url + "/metrics").body
+        #expect(!metrics.contains("proxy_prefill_skipped_total 1") && !metrics.contains("prefill_unavailable"))
+        await proxy.stop(); await d.stop()
+    }
+
     @Test("a body over the limit is a 413 OpenAI error")
     func hugeBody() async throws {
         let p = try await FakeNode.start("P"), d = try await FakeNode.start("D")
