@@ -19,10 +19,12 @@ declare -A DEFINES=(
     [stages6]="-DPD_STAGES=6"
     [stages10]="-DPD_STAGES=10"
     [spread-stages6]="-DPD_SPREAD=1 -DPD_STAGES=6"
+    [acqrel]="-DPD_ACQREL_ARRIVE=1"
+    [spread-acqrel]="-DPD_SPREAD=1 -DPD_ACQREL_ARRIVE=1"
     [diag-no-wait]="-DPD_DIAG_NO_WAIT=1"
     [diag-no-attention]="-DPD_DIAG_NO_ATTENTION=1"
 )
-ORDER="default spread stages6 stages10 spread-stages6 diag-no-wait diag-no-attention default"
+ORDER="default spread acqrel spread-acqrel stages6 stages10 spread-stages6 diag-no-wait diag-no-attention default"
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && read -ra VARIANTS <<< "$ORDER"
 T0=$(date +%s)

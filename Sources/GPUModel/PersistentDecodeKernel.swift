@@ -25,6 +25,12 @@ extension GPUKernels {
     #ifndef PD_SPREAD
     #define PD_SPREAD 0
     #endif
+    // PD_ACQREL_ARRIVE=1 (timing variant): a block's arrival at a grid barrier is fence.acq_rel.gpu and a relaxed
+    // reduction instead of __threadfence (fence.sc.gpu, which also orders against every other sequentially consistent
+    // fence: more than a release needs) and an atomic add whose result nobody reads.
+    #ifndef PD_ACQREL_ARRIVE
+    #define PD_ACQREL_ARRIVE 0
+    #endif
     // Diagnostics for timing only (their logits are wrong): PD_DIAG_NO_WAIT=1 never waits at a grid barrier (the
     // weights' streaming alone), PD_DIAG_NO_ATTENTION=1 skips attention.
     #ifndef PD_DIAG_NO_WAIT
@@ -74,8 +80,12 @@ extension GPUKernels {
         target += gridDim.x;
         if (threadIdx.x == 0) {
             if (trace) trace[2 * mark] = pd_now();
-            __threadfence();
-            atomicAdd(arrived, 1u);
+            if (PD_ACQREL_ARRIVE) {
+                asm volatile("fence.acq_rel.gpu;\n\tred.relaxed.gpu.global.add.u32 [%0], %1;" :: "l"(arrived), "r"(1u) : "memory");
+            } else {
+                __threadfence();
+                atomicAdd(arrived, 1u);
+            }
         }
     }
     __device__ __forceinline__ void pd_grid_wait(unsigned* arrived, unsigned target, unsigned long long* trace, int mark) {
