@@ -227,6 +227,7 @@ let package = Package(
             name: "ProxyTests",
             dependencies: [
                 "Proxy",
+                "Bench",
                 "OpenAIAPI",
                 "ServiceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),

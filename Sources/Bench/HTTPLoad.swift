@@ -13,6 +13,8 @@ public struct HTTPLoadResult: Codable, Sendable {
     public var requestsPerSecond: Double
     public var ttfbP50Milliseconds: Double
     public var ttfbP99Milliseconds: Double
+    /// CPU time the target's own processes used per request during the run (ProcessCPU), when measured.
+    public var cpuMicrosecondsPerRequest: Double?
 }
 
 /// Sends `requests` POSTs of `body` to `url` from `concurrency` concurrent streams, each reading its whole response.
@@ -70,7 +72,7 @@ func percentileOf(_ sorted: [Double], _ q: Double) -> Double {
 
 /// The table: each target's TTFB and throughput, with added p50 latency and throughput ratio against a baseline.
 public func formatHTTPLoad(_ results: [HTTPLoadResult], direct: String = "direct", peer: String = "nginx") -> String {
-    var lines = ["target                    conc   req/s   ttfb p50 ms  p99 ms  added p50 ms  vs \(peer) req/s  failures"]
+    var lines = ["target                    conc   req/s   ttfb p50 ms  p99 ms  added p50 ms  vs \(peer) req/s  failures  CPU us/req"]
     lines.append(String(repeating: "-", count: lines[0].count))
     for r in results {
         let base = results.first { $0.target == direct && $0.concurrency == r.concurrency }
@@ -80,7 +82,8 @@ public func formatHTTPLoad(_ results: [HTTPLoadResult], direct: String = "direct
         lines.append(r.target.padding(24) + String(r.concurrency).padding(6, left: true)
             + String(format: "%8.0f", r.requestsPerSecond) + String(format: "%13.3f", r.ttfbP50Milliseconds)
             + String(format: "%8.3f", r.ttfbP99Milliseconds) + added.padding(14, left: true) + ratio.padding(17, left: true)
-            + String(r.failures).padding(10, left: true))
+            + String(r.failures).padding(10, left: true)
+            + (r.cpuMicrosecondsPerRequest.map { String(format: "%.0f", $0) } ?? "-").padding(12, left: true))
     }
     return lines.joined(separator: "\n")
 }

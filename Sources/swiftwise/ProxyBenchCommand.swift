@@ -22,28 +22,31 @@ struct ProxyBenchCommand: AsyncParsableCommand {
         let exe = ChildProcess.currentExecutable
         var children: [ChildProcess] = []
         defer { children.forEach { $0.stop() } }
-        func start(_ name: String, _ executable: String, _ args: [String], port: Int) throws {
+        func start(_ name: String, _ executable: String, _ args: [String], port: Int) throws -> Int32 {
             let child = try ChildProcess(name: name, executable: executable, arguments: args)
             children.append(child)
             try child.waitUntilListening(host: "127.0.0.1", port: port)
+            return child.process.processIdentifier
         }
         let stubPort = findFreePort()
-        try start("stub node", exe, ["bench", "stub-node", "--port", "\(stubPort)", "--events", "\(events)"], port: stubPort)
+        _ = try start("stub node", exe, ["bench", "stub-node", "--port", "\(stubPort)", "--events", "\(events)"], port: stubPort)
         let stub = "http://127.0.0.1:\(stubPort)"
         let pdPort = findFreePort(), relayPort = findFreePort()
-        try start("swiftwise proxy (PD)", exe, ["proxy", "--port", "\(pdPort)", "--prefill", stub, "--decode", stub,
-                                                "--log-level", "error"], port: pdPort)
-        try start("swiftwise proxy (relay)", exe, ["proxy", "--port", "\(relayPort)", "--decode", stub, "--log-level", "critical"],
-                  port: relayPort)
-        var targets: [(String, String)] = [("direct", stub), ("swiftwise proxy relay", "http://127.0.0.1:\(relayPort)"),
-                                           ("swiftwise proxy PD", "http://127.0.0.1:\(pdPort)")]
+        let pd = try start("swiftwise proxy (PD)", exe, ["proxy", "--port", "\(pdPort)", "--prefill", stub, "--decode", stub,
+                                                         "--log-level", "error"], port: pdPort)
+        let relay = try start("swiftwise proxy (relay)", exe, ["proxy", "--port", "\(relayPort)", "--decode", stub,
+                                                               "--log-level", "critical"], port: relayPort)
+        // Each target's processes, whose CPU time per request the table shows (nginx: its master and workers).
+        var targets: [(name: String, url: String, pid: Int32?)] = [
+            ("direct", stub, nil), ("swiftwise proxy relay", "http://127.0.0.1:\(relayPort)", relay),
+            ("swiftwise proxy PD", "http://127.0.0.1:\(pdPort)", pd)]
         if let nginx = ChildProcess.which("nginx") {
             let nginxPort = findFreePort()
             let dir = NSTemporaryDirectory() + "swiftwise-nginx-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try Self.nginxConfig(listen: nginxPort, upstream: stubPort, dir: dir).write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-            try start("nginx", nginx, ["-p", dir, "-c", dir + "/nginx.conf"], port: nginxPort)
-            targets.append(("nginx", "http://127.0.0.1:\(nginxPort)"))
+            let master = try start("nginx", nginx, ["-p", dir, "-c", dir + "/nginx.conf"], port: nginxPort)
+            targets.append(("nginx", "http://127.0.0.1:\(nginxPort)", master))
         } else {
             print("nginx not found (apt-get install nginx): comparing against the direct call only")
         }
@@ -53,11 +56,15 @@ struct ProxyBenchCommand: AsyncParsableCommand {
         let body = #"{"model":"stub","messages":[{"role":"user","content":"San Francisco"}],"max_tokens":16,"stream":true}"#
         var results: [HTTPLoadResult] = []
         for level in levels {
-            for (name, url) in targets {
+            for (name, url, pid) in targets {
                 _ = await runHTTPLoad(target: name, url: url + "/v1/chat/completions", body: body, concurrency: level,
                                       requests: min(200, requests), client: client)  // warm connections and caches
-                let r = await runHTTPLoad(target: name, url: url + "/v1/chat/completions", body: body,
+                let cpuBefore = pid.flatMap { ProcessCPU.seconds($0, children: true) }
+                var r = await runHTTPLoad(target: name, url: url + "/v1/chat/completions", body: body,
                                           concurrency: level, requests: requests, client: client)
+                if let pid, let cpuBefore, let cpuAfter = ProcessCPU.seconds(pid, children: true) {
+                    r.cpuMicrosecondsPerRequest = (cpuAfter - cpuBefore) / Double(r.requests) * 1e6
+                }
                 FileHandle.standardError.write(Data("  \(name) at \(level): \(Int(r.requestsPerSecond)) req/s\n".utf8))
                 results.append(r)
             }
