@@ -9,3 +9,12 @@ done
 WORK=${WORK:-/tmp/gpu-check-work}
 mkdir -p "$WORK"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+# On exit, more than 8 result files go into one archive, results.tar.gz: the lent device machine returns at most 8
+# files from $OUT (gpu-check.sh writes about 18).
+pack_results() {
+    local files
+    files=$(cd "$OUT" && find . -maxdepth 2 -type f ! -name results.tar.gz | sed 's|^\./||')
+    [ "$(printf '%s\n' "$files" | grep -c .)" -gt 8 ] || return 0
+    (cd "$OUT" && printf '%s\n' "$files" | tar czf results.tar.gz -T - && printf '%s\n' "$files" | xargs rm -f)
+}
+trap pack_results EXIT
