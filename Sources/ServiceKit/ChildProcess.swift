@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A helper process started by a command (a store or peer for a benchmark), stopped when its owner is done.
 public final class ChildProcess: @unchecked Sendable {
@@ -49,10 +50,48 @@ public final class ChildProcess: @unchecked Sendable {
             process.standardError = FileHandle.nullDevice
         }
         try process.run()
+        let pid = process.processIdentifier
+        Self.live.withLock { _ = $0.insert(pid) }
+    }
+
+    /// Children started and not yet seen to stop, for `stopAllOnSignal`.
+    private static let live = Mutex<Set<Int32>>([])
+    private static let signalSources = Mutex<[any DispatchSourceSignal]>([])
+
+    /// From now on SIGINT and SIGTERM stop this process's children (SIGTERM, then SIGKILL after `grace`) and exit with
+    /// 128 + the signal, instead of ending this process alone and leaving them running (a benchmark's servers, which
+    /// would keep their ports). For commands that start children without a supervisor of their own.
+    public static func stopAllOnSignal(grace: Duration = .seconds(2)) {
+        signalSources.withLock { sources in
+            guard sources.isEmpty else { return }
+            for number in [SIGINT, SIGTERM] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    let pids = live.withLock { $0 }
+                    for pid in pids { Foundation.kill(pid, SIGTERM) }
+                    let deadline = ContinuousClock.now + grace
+                    while ContinuousClock.now < deadline && pids.contains(where: { Foundation.kill($0, 0) == 0 && !isZombie($0) }) {
+                        usleep(10_000)
+                    }
+                    for pid in pids { Foundation.kill(pid, SIGKILL) }
+                    exit(128 + number)
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+
+    /// A child that has exited but was not reaped yet still answers kill(pid, 0).
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
     /// Sends SIGTERM, waits up to `grace`, then SIGKILL.
     public func stop(grace: Duration = .seconds(5)) {
+        defer { forget() }
         guard process.isRunning else { return }
         process.terminate()
         let deadline = ContinuousClock.now + grace
@@ -63,12 +102,18 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// SIGKILL, no grace (crash tests).
     public func kill() {
+        defer { forget() }
         guard process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
     deinit { stop(grace: .seconds(1)) }
+
+    private func forget() {
+        let pid = process.processIdentifier
+        Self.live.withLock { _ = $0.remove(pid) }
+    }
 
     // The async forms below wait without holding a thread of Swift's cooperative pool, which has one thread per core:
     // a pool thread blocked on a child can starve an in-process server that the child is talking to (two such waits
@@ -86,6 +131,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Sends SIGTERM, waits up to `grace`, then SIGKILL.
     public func stop(grace: Duration = .seconds(5)) async {
+        defer { forget() }
         guard process.isRunning else { return }
         process.terminate()
         let deadline = ContinuousClock.now + grace
@@ -96,6 +142,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// SIGKILL, no grace (crash tests).
     public func kill() async {
+        defer { forget() }
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
         _ = await exitStatus()
     }

@@ -19,6 +19,7 @@ struct KVStoreBenchCommand: ParsableCommand {
     @Option(help: "Write the results as JSON to this file.") var json: String?
 
     func run() throws {
+        ChildProcess.stopAllOnSignal()  // Ctrl-C or SIGTERM stops the stores it started too
         var config = KVBenchConfig()
         config.valueSizes = try sizes.split(separator: ",").map { try ByteSize(parsing: String($0)).bytes }
         config.concurrencies = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

@@ -19,6 +19,7 @@ struct ProxyBenchCommand: AsyncParsableCommand {
     func run() async throws {
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
         guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }) else { throw ValidationError("--concurrency needs positive integers") }
+        ChildProcess.stopAllOnSignal()  // Ctrl-C or SIGTERM stops the stub, the proxies and nginx too
         let exe = ChildProcess.currentExecutable
         var children: [ChildProcess] = []
         defer { children.forEach { $0.stop() } }

@@ -67,5 +67,22 @@ extension Serving {
             try await Task.sleep(for: .milliseconds(300))
             #expect(pids.filter(Self.isAlive).isEmpty, "children left: \(pids.filter(Self.isAlive))")
         }
+
+        @Test("SIGTERM to `swiftwise bench proxy` stops the servers it started (stub node, proxies, nginx where installed)")
+        func benchStopsItsChildren() async throws {
+            let bench = try ChildProcess(name: "bench", executable: TestData.swiftwise, arguments: [
+                "bench", "proxy", "--concurrency", "1", "--requests", "100000000"])
+            let pid = bench.process.processIdentifier
+            var pids: [Int32] = []
+            for _ in 0..<200 where pids.count < 3 {  // the stub node and two proxies, within 20 s
+                try await Task.sleep(for: .milliseconds(100))
+                pids = Self.children(of: pid)
+            }
+            #expect(pids.count >= 3, "children: \(pids)")
+            kill(pid, SIGTERM)
+            #expect(await bench.exitStatus() == 128 + SIGTERM)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(pids.filter(Self.isAlive).isEmpty, "children left: \(pids.filter(Self.isAlive))")
+        }
     }
 }
