@@ -227,7 +227,6 @@ let package = Package(
             name: "ProxyTests",
             dependencies: [
                 "Proxy",
-                "Bench",
                 "OpenAIAPI",
                 "ServiceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),

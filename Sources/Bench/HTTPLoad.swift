@@ -13,7 +13,7 @@ public struct HTTPLoadResult: Codable, Sendable {
     public var requestsPerSecond: Double
     public var ttfbP50Milliseconds: Double
     public var ttfbP99Milliseconds: Double
-    /// CPU time the target's own processes used per request during the run (ProcessCPU), when measured.
+    /// CPU time the target's own processes used per request during the run (ProcessTable), when measured.
     public var cpuMicrosecondsPerRequest: Double?
 }
 

@@ -71,7 +71,7 @@ public final class ChildProcess: @unchecked Sendable {
                     let pids = live.withLock { $0 }
                     for pid in pids { Foundation.kill(pid, SIGTERM) }
                     let deadline = ContinuousClock.now + grace
-                    while ContinuousClock.now < deadline && pids.contains(where: { Foundation.kill($0, 0) == 0 && !isZombie($0) }) {
+                    while ContinuousClock.now < deadline && pids.contains(where: ProcessTable.isRunning) {
                         usleep(10_000)
                     }
                     for pid in pids { Foundation.kill(pid, SIGKILL) }
@@ -81,12 +81,6 @@ public final class ChildProcess: @unchecked Sendable {
                 sources.append(source)
             }
         }
-    }
-
-    /// A child that has exited but was not reaped yet still answers kill(pid, 0).
-    private static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
     /// Sends SIGTERM, waits up to `grace`, then SIGKILL.

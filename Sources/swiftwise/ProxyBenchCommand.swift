@@ -60,10 +60,10 @@ struct ProxyBenchCommand: AsyncParsableCommand {
             for (name, url, pid) in targets {
                 _ = await runHTTPLoad(target: name, url: url + "/v1/chat/completions", body: body, concurrency: level,
                                       requests: min(200, requests), client: client)  // warm connections and caches
-                let cpuBefore = pid.flatMap { ProcessCPU.seconds($0, children: true) }
+                let cpuBefore = pid.flatMap { ProcessTable.cpuSeconds($0, children: true) }
                 var r = await runHTTPLoad(target: name, url: url + "/v1/chat/completions", body: body,
                                           concurrency: level, requests: requests, client: client)
-                if let pid, let cpuBefore, let cpuAfter = ProcessCPU.seconds(pid, children: true) {
+                if let pid, let cpuBefore, let cpuAfter = ProcessTable.cpuSeconds(pid, children: true) {
                     r.cpuMicrosecondsPerRequest = (cpuAfter - cpuBefore) / Double(r.requests) * 1e6
                 }
                 FileHandle.standardError.write(Data("  \(name) at \(level): \(Int(r.requestsPerSecond)) req/s\n".utf8))

@@ -6,23 +6,6 @@ import Testing
 extension Serving {
     @Suite("swiftwise demo", .timeLimit(.minutes(5)))
     struct DemoTests {
-        /// Direct children of `pid`, from /proc.
-        static func children(of pid: Int32) -> [Int32] {
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-            return entries.compactMap(Int32.init).filter { child in
-                guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-                      let close = stat.lastIndex(of: ")") else { return false }
-                let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-                return fields.count > 1 && Int32(fields[1]) == pid
-            }
-        }
-
-        /// Alive and not a zombie.
-        static func isAlive(_ pid: Int32) -> Bool {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
-            return stat[stat.index(close, offsetBy: 2)] != "Z"
-        }
-
         @Test("the demo's proxy answers exactly like a colocated node (openai client); SIGINT stops every child")
         func demo() async throws {
             let demo = try Service("demo", { ["demo", "--port", "\($0)", "--prefill", "1", "--decode", "2", "--kv-cache-memory", "64MiB",
@@ -35,7 +18,7 @@ extension Serving {
                 try await Task.sleep(for: .milliseconds(200))
             }
             #expect(demo.log.contains("swiftwise demo: ready at http://127.0.0.1:\(demo.port)"))
-            let pids = Self.children(of: demo.child.process.processIdentifier)
+            let pids = ProcessTable.children(of: demo.child.process.processIdentifier)
             #expect(pids.count == 5, "kvstore, 1 prefill, 2 decode, proxy: \(pids)")
             try await colocated.waitUntilReady()
 
@@ -65,7 +48,7 @@ extension Serving {
             #expect(await demo.child.exitStatus() == 0)
             #expect(demo.log.contains("swiftwise demo: stopped"))
             try await Task.sleep(for: .milliseconds(300))
-            #expect(pids.filter(Self.isAlive).isEmpty, "children left: \(pids.filter(Self.isAlive))")
+            #expect(pids.filter(ProcessTable.isRunning).isEmpty, "children left: \(pids.filter(ProcessTable.isRunning))")
         }
 
         @Test("SIGTERM to `swiftwise bench proxy` stops the servers it started (stub node, proxies, nginx where installed)")
@@ -76,13 +59,13 @@ extension Serving {
             var pids: [Int32] = []
             for _ in 0..<200 where pids.count < 3 {  // the stub node and two proxies, within 20 s
                 try await Task.sleep(for: .milliseconds(100))
-                pids = Self.children(of: pid)
+                pids = ProcessTable.children(of: pid)
             }
             #expect(pids.count >= 3, "children: \(pids)")
             kill(pid, SIGTERM)
             #expect(await bench.exitStatus() == 128 + SIGTERM)
             try await Task.sleep(for: .milliseconds(300))
-            #expect(pids.filter(Self.isAlive).isEmpty, "children left: \(pids.filter(Self.isAlive))")
+            #expect(pids.filter(ProcessTable.isRunning).isEmpty, "children left: \(pids.filter(ProcessTable.isRunning))")
         }
     }
 }
