@@ -21,10 +21,13 @@ declare -A DEFINES=(
     [spread-stages6]="-DPD_SPREAD=1 -DPD_STAGES=6"
     [acqrel]="-DPD_ACQREL_ARRIVE=1"
     [spread-acqrel]="-DPD_SPREAD=1 -DPD_ACQREL_ARRIVE=1"
+    [prime15-lead7]="-DPD_STAGES=16 -DPD_PRIME=15 -DPD_LEAD=7"
+    [prime11-lead7]="-DPD_STAGES=12 -DPD_PRIME=11 -DPD_LEAD=7"
+    [prime7-lead5]="-DPD_PRIME=7 -DPD_LEAD=5"
     [diag-no-wait]="-DPD_DIAG_NO_WAIT=1"
     [diag-no-attention]="-DPD_DIAG_NO_ATTENTION=1"
 )
-ORDER="default spread acqrel spread-acqrel stages6 stages10 spread-stages6 diag-no-wait diag-no-attention default"
+ORDER="default prime15-lead7 prime11-lead7 spread acqrel prime7-lead5 spread-acqrel stages6 stages10 diag-no-wait diag-no-attention default"
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && read -ra VARIANTS <<< "$ORDER"
 T0=$(date +%s)

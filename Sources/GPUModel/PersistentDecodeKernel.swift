@@ -19,6 +19,17 @@ extension GPUKernels {
     #ifndef PD_STAGES
     #define PD_STAGES 8
     #endif
+    // PD_PRIME (timing variant): chunks a warp copies ahead of a GEMV's first use (its prologue, across the barrier before
+    // it), PD_LEAD: chunks ahead in the steady state (PD_LEAD <= PD_PRIME < PD_STAGES). By default both PD_STAGES - 1.
+    // A deeper prologue than lead keeps more of the next weights in flight while the grid meets without keeping the
+    // streaming phases' queues deeper: the first PD_PRIME - PD_LEAD uses issue nothing (an empty commit group keeps the
+    // count of groups one a use), then each use issues the chunk PD_LEAD ahead.
+    #ifndef PD_PRIME
+    #define PD_PRIME (PD_STAGES - 1)
+    #endif
+    #ifndef PD_LEAD
+    #define PD_LEAD PD_PRIME
+    #endif
     // PD_SPREAD=1 (timing variant): a GEMV's units spread warp-major (unit w · blocks + b to warp w of block b), so that
     // every SM gets a share of a GEMV with fewer units than the grid has warps (QKV: 1536 units for 2112 warps leaves 36
     // blocks without one) and of gate|up's four-or-three units a warp, instead of whole blocks taking the first units.
@@ -118,6 +129,7 @@ extension GPUKernels {
         int first, stride, count;         // this warp's units: first, first + stride, ... (count of them)
         int step, kmax;                   // a part's chunks: k · step from its base, k < kmax (those below inputs)
         int r, p, k, n, slot;             // the next chunk to copy: unit r, part p, chunk k, output row n, ring slot
+        int issued;                       // chunks issued (PD_LEAD < PD_PRIME only)
         const gemm_t* wr[NOUT];           // unit r's weight rows
 
         __device__ __forceinline__ PDStream(const gemm_t* w_, int inputs_, int units_, int ks_, const Out& out_, uint4* ring_)
@@ -127,7 +139,7 @@ extension GPUKernels {
             count = first < units ? (units - first + stride - 1) / stride : 0;
             step = 32 * GEMV_VEC * ks;
             kmax = (inputs + step - 1) / step;
-            r = 0; p = 0; k = 0; n = 0; slot = 0;
+            r = 0; p = 0; k = 0; n = 0; slot = 0; issued = 0;
             locate();
         }
         __device__ __forceinline__ int base(int part) const { return (part * 32 + (threadIdx.x & 31)) * GEMV_VEC; }
@@ -138,6 +150,7 @@ extension GPUKernels {
         }
         // Copies the next chunk (none past the end) as one commit group.
         __device__ __forceinline__ void issue() {
+            if (PD_LEAD < PD_PRIME) issued++;
             if (r < count) {
                 int i = base(p) + k * step;
                 // wr indexed by constants only (a runtime index would put the array in local memory); NOUT ≤ 2.
@@ -154,17 +167,27 @@ extension GPUKernels {
             }
             cp_async_commit();
         }
-        // The first PD_STAGES - 1 chunks.
+        // The first PD_PRIME chunks.
         __device__ void prologue() {
             #pragma unroll 1
-            for (int i = 0; i < PD_STAGES - 1; i++) issue();
+            for (int i = 0; i < PD_PRIME; i++) issue();
+        }
+        // Before use c (counted from the stream's first): the chunk PD_LEAD ahead of it, or an empty group while the
+        // prologue's deeper copies still lead by more. Then chunk c's group is complete after wait(c).
+        __device__ __forceinline__ void issue_before(int c) {
+            if (PD_LEAD < PD_PRIME && issued > c + PD_LEAD) cp_async_commit();
+            else issue();
+        }
+        __device__ __forceinline__ static void wait(int c) {
+            if (PD_LEAD < PD_PRIME && c < PD_PRIME) cp_async_wait<PD_PRIME>();
+            else cp_async_wait<PD_LEAD>();
         }
     };
 
     // Runs a stream's units over xs (shared memory), after its prologue.
     template <int NOUT, class Out>
     __device__ __forceinline__ void pd_gemv(PDStream<NOUT, Out>& st, const gemm_t* xs) {
-        int lane = threadIdx.x & 31, slot = 0;
+        int lane = threadIdx.x & 31, slot = 0, c = 0;
         for (int r = 0; r < st.count; r++) {
             float sum[NOUT];
             float pre = lane == 0 ? PDPreload<Out>::load(st.out, st.first + r * st.stride) : 0.f;
@@ -176,8 +199,8 @@ extension GPUKernels {
                     int i = st.base(p) + k * st.step;
                     #pragma unroll
                     for (int m = 0; m < NOUT; m++) {
-                        st.issue();
-                        cp_async_wait<PD_STAGES - 1>();
+                        st.issue_before(c);
+                        st.wait(c++);
                         if (i < st.inputs) {
                             float wf[GEMV_VEC], xf[GEMV_VEC];
                             unpack(st.ring[slot * 32 + lane], wf);

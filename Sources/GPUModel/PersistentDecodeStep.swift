@@ -46,7 +46,7 @@ extension GPUKernels {
             }
             o.prologue();
             // The staged keys (older than the o projection's groups), before the barrier's __syncthreads.
-            cp_async_wait<PD_STAGES - 1>();
+            cp_async_wait<PD_PRIME>();
             pd_grid_wait(sync_words, target, trace, mark);
             // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
             // longer while most sit idle.
