@@ -24,10 +24,12 @@ declare -A DEFINES=(
     [prime15-lead7]="-DPD_STAGES=16 -DPD_PRIME=15 -DPD_LEAD=7"
     [prime11-lead7]="-DPD_STAGES=12 -DPD_PRIME=11 -DPD_LEAD=7"
     [prime7-lead5]="-DPD_PRIME=7 -DPD_LEAD=5"
+    [merge-all]="-DPD_MERGE_ALL=1"
+    [merge-all-prime15]="-DPD_MERGE_ALL=1 -DPD_STAGES=16 -DPD_PRIME=15 -DPD_LEAD=7"
     [diag-no-wait]="-DPD_DIAG_NO_WAIT=1"
     [diag-no-attention]="-DPD_DIAG_NO_ATTENTION=1"
 )
-ORDER="default prime15-lead7 prime11-lead7 spread acqrel prime7-lead5 spread-acqrel stages6 stages10 diag-no-wait diag-no-attention default"
+ORDER="default merge-all prime15-lead7 prime11-lead7 merge-all-prime15 spread acqrel prime7-lead5 spread-acqrel stages6 stages10 diag-no-wait diag-no-attention default"
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && read -ra VARIANTS <<< "$ORDER"
 T0=$(date +%s)

@@ -92,8 +92,9 @@ extension GPUKernels {
     // (decode_attention_stage; at most decode_attention_past_keys, so the row's own key is always copied here).
     // AsyncStage: the keys are copied with cp.async and waited for here (attention_decode, which has no other copies
     // in flight: no registers are held for them, so more blocks fit an SM), else with plain loads (the persistent
-    // kernel, whose weight copies a cp.async wait would also wait for).
-    template <class Sync, bool AsyncStage>
+    // kernel, whose weight copies a cp.async wait would also wait for). Merge = false: the partials only (the persistent
+    // kernel's PD_MERGE_ALL, where every block merges them after the grid barrier that follows).
+    template <class Sync, bool AsyncStage, bool Merge = true>
     __device__ __noinline__ void decode_attention_block(const Sync& sync, int tid, float* dsm, int t, int kvh, int split, const float* q, const float* kc,
                                            const float* vc, float* partials, int* counters, gemm_t* out, const int* row_pos,
                                            const int* row_table, const int* tables, int layer, int layers, int bs, int heads,
@@ -176,6 +177,7 @@ extension GPUKernels {
             part[d] = o;
             if (d == 0) { part[hd] = ML[2 * g]; part[hd + 1] = ML[2 * g + 1]; }
         }
+        if (!Merge) return;
         // The last block of this (row, K/V head) merges every split's partials.
         __threadfence();
         sync();

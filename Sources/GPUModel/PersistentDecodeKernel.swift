@@ -42,6 +42,13 @@ extension GPUKernels {
     #ifndef PD_ACQREL_ARRIVE
     #define PD_ACQREL_ARRIVE 0
     #endif
+    // PD_MERGE_ALL=1 (timing variant): attention's blocks write their split partials and go straight to the grid
+    // barrier; after it every block merges all heads' partials into its GEMM inputs itself (pd_merge_stage), in place
+    // of the last block of each K/V head merging them behind a counter (a fence, an atomic and a load of the partials
+    // on the critical path) and every block then loading the merged output.
+    #ifndef PD_MERGE_ALL
+    #define PD_MERGE_ALL 0
+    #endif
     // Diagnostics for timing only (their logits are wrong): PD_DIAG_NO_WAIT=1 never waits at a grid barrier (the
     // weights' streaming alone), PD_DIAG_NO_ATTENTION=1 skips attention.
     #ifndef PD_DIAG_NO_WAIT
@@ -278,6 +285,56 @@ extension GPUKernels {
         __syncthreads();
         float scale = red[8];
         for (int i = tid; i < D; i += PD_THREADS) xs[i] = to_gemm(__ldcg(x + i) * scale * nw[i]);
+        __syncthreads();
+    }
+
+    // xs = the attention output of row 0 from its split partials (PD_MERGE_ALL): decode_attention_block's merge (in
+    // split order, O / L as a GEMM input) for every head. Up to PD_MERGE_SPLITS splits at a time in one round trip:
+    // each thread's PD_MERGE_SPLITS outputs o of its PD_THREADS-strided dims in registers, every (head, split)'s max and
+    // sum in shared memory (ml, 2 · heads · PD_MERGE_SPLITS floats).
+    #define PD_MERGE_SPLITS 16
+    #define PD_MERGE_OUTS 4
+    __device__ void pd_merge_stage(const float* partials, const int* pos, int heads, int hd, int max_splits, gemm_t* xs, float* ml) {
+        int n = pos[0] + 1, splits = (n + ATT_SPLIT - 1) / ATT_SPLIT, QD = heads * hd;
+        float M[PD_MERGE_OUTS], L[PD_MERGE_OUTS], O[PD_MERGE_OUTS];
+        #pragma unroll
+        for (int u = 0; u < PD_MERGE_OUTS; u++) { M[u] = NEG_INF; L[u] = 0.f; O[u] = 0.f; }
+        for (int s0 = 0; s0 < splits; s0 += PD_MERGE_SPLITS) {
+            int count = min(PD_MERGE_SPLITS, splits - s0);
+            float o[PD_MERGE_OUTS][PD_MERGE_SPLITS];
+            #pragma unroll
+            for (int u = 0; u < PD_MERGE_OUTS; u++) {
+                int i = threadIdx.x + u * PD_THREADS;
+                const float* p = partials + ((long)(i / hd) * max_splits + s0) * (hd + 2) + i % hd;
+                #pragma unroll
+                for (int s = 0; s < PD_MERGE_SPLITS; s++) if (i < QD && s < count) o[u][s] = __ldcg(p + s * (hd + 2));
+            }
+            for (int j = threadIdx.x; j < 2 * heads * count; j += PD_THREADS) {
+                int h = j / (2 * count), s = j / 2 % count;
+                ml[j] = __ldcg(partials + ((long)h * max_splits + s0 + s) * (hd + 2) + hd + (j & 1));
+            }
+            __syncthreads();
+            #pragma unroll
+            for (int u = 0; u < PD_MERGE_OUTS; u++) {
+                int i = threadIdx.x + u * PD_THREADS;
+                const float* mlh = ml + 2 * count * (i / hd);
+                #pragma unroll
+                for (int s = 0; s < PD_MERGE_SPLITS; s++) if (i < QD && s < count) merge_split(M[u], L[u], O[u], mlh[2 * s], mlh[2 * s + 1], o[u][s]);
+            }
+            __syncthreads();
+        }
+        #pragma unroll
+        for (int u = 0; u < PD_MERGE_OUTS; u++) {
+            int i = threadIdx.x + u * PD_THREADS;
+            if (i < QD) xs[i] = to_gemm(O[u] / L[u]);
+        }
+        // Heads beyond PD_MERGE_OUTS · PD_THREADS outputs (not this model's): one at a time.
+        for (int i = threadIdx.x + PD_MERGE_OUTS * PD_THREADS; i < QD; i += PD_THREADS) {
+            const float* p = partials + (long)(i / hd) * max_splits * (hd + 2);
+            float m = NEG_INF, l = 0.f, v = 0.f;
+            for (int s = 0; s < splits; s++) merge_split(m, l, v, __ldcg(p + s * (hd + 2) + hd), __ldcg(p + s * (hd + 2) + hd + 1), __ldcg(p + s * (hd + 2) + i % hd));
+            xs[i] = to_gemm(v / l);
+        }
         __syncthreads();
     }
 

@@ -51,13 +51,14 @@ extension GPUKernels {
             // One attention block per SM first (block b's first sub-block takes block b, ...): SMs with two would take
             // longer while most sit idle.
             for (int vb = vb0; !PD_DIAG_NO_ATTENTION && vb < kvHeads * max_splits; vb += gridDim.x * PD_SUBS) {
-                decode_attention_block<GroupSync, false>(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
+                decode_attention_block<GroupSync, false, !PD_MERGE_ALL>(sync, threadIdx.x & (DECODE_ATT_THREADS - 1), att, 0, vb % kvHeads, vb / kvHeads, q, kc, vc, partials,
                                        counters, attnB, pos, row_table, tables, l, layers, bs, heads, kvHeads, hd, scale, max_splits, 0L,
                                        vb == vb0 ? staged : 0);
             }
             pd_grid_arrive(sync_words, target, trace, ++mark);
             pd_grid_wait(sync_words, target, trace, mark);
-            pd_stage(attnB, QD, xs);
+            if (PD_MERGE_ALL) pd_merge_stage(partials, pos, heads, hd, max_splits, xs, (float*)(pd_shared + xs_bytes));
+            else pd_stage(attnB, QD, xs);
             pd_gemv(o, xs);
             PDStream<2, SwiGLUOut> gateUp(w->wgu, D, F, ks_gu, swiglu, ring);
             pd_grid_sync_starting(gateUp, sync_words, target, trace, ++mark);

@@ -17,7 +17,7 @@ final class GPUKernelSyntaxTests: XCTestCase {
             let file = dir.appendingPathComponent("\(module).cu")
             try (Self.nvrtcShim + "\n" + source).write(to: file, atomically: true, encoding: .utf8)
             // The persistent kernel's timing variants and diagnostics too (SWIFTWISE_KERNEL_DEFINES).
-            let variants = ["-DPD_SPREAD=1", "-DPD_ACQREL_ARRIVE=1", "-DPD_STAGES=6", "-DPD_DIAG_NO_WAIT=1", "-DPD_DIAG_NO_ATTENTION=1"]
+            let variants = ["-DPD_SPREAD=1", "-DPD_ACQREL_ARRIVE=1", "-DPD_STAGES=6", "-DPD_MERGE_ALL=1", "-DPD_DIAG_NO_WAIT=1", "-DPD_DIAG_NO_ATTENTION=1"]
             for (arch, defines) in [("sm_90", []), ("sm_90", ["-DGEMM_FP32"]), ("sm_80", []), ("sm_75", []), ("sm_90", variants),
                                      ("sm_90", ["-DPD_STAGES=16", "-DPD_PRIME=15", "-DPD_LEAD=7"])] {
                 let (status, output) = try Self.run(clang, ["-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=\(arch)", "-nocudainc",
