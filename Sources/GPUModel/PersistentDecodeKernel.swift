@@ -30,6 +30,7 @@ extension GPUKernels {
     #ifndef PD_LEAD
     #define PD_LEAD PD_PRIME
     #endif
+    static_assert(0 < PD_LEAD && PD_LEAD <= PD_PRIME && PD_PRIME < PD_STAGES, "ring depths: 0 < PD_LEAD <= PD_PRIME < PD_STAGES");
     // PD_SPREAD=1 (timing variant): a GEMV's units spread warp-major (unit w · blocks + b to warp w of block b), so that
     // every SM gets a share of a GEMV with fewer units than the grid has warps (QKV: 1536 units for 2112 warps leaves 36
     // blocks without one) and of gate|up's four-or-three units a warp, instead of whole blocks taking the first units.

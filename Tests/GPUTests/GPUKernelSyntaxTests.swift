@@ -28,6 +28,21 @@ final class GPUKernelSyntaxTests: XCTestCase {
         }
     }
 
+    /// Ring depths that would let a copy overwrite a slot before its use (or wait for the wrong group) do not compile.
+    func testInconsistentRingDepthsAreRejected() throws {
+        guard let clang = Self.clang() else { throw XCTSkip("no clang next to swift or on PATH: the kernel source is not checked") }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("swiftwise-ring-\(getpid()).cu")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try (Self.nvrtcShim + "\n" + GPUKernels.source).write(to: file, atomically: true, encoding: .utf8)
+        for defines in [["-DPD_PRIME=7", "-DPD_LEAD=8"], ["-DPD_STAGES=8", "-DPD_PRIME=8"]] {
+            let (status, output) = try Self.run(clang, ["-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=sm_90", "-nocudainc", "-nocudalib",
+                                                        "-Xclang", "-target-feature", "-Xclang", "+ptx80", "-std=c++17", "-fsyntax-only"]
+                                                       + defines + [file.path])
+            XCTAssertNotEqual(status, 0, "\(defines)")
+            XCTAssertTrue(output.contains("ring depths"), output)
+        }
+    }
+
     /// A mistake in a kernel is reported (the check can fail).
     func testAnUndeclaredNameIsReported() throws {
         guard let clang = Self.clang() else { throw XCTSkip("no clang next to swift or on PATH: the kernel source is not checked") }
