@@ -44,6 +44,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard ["auto", "float32", "fp32"].contains(dtype) else { throw ValidationError("--dtype \(dtype) is not supported on CPU (auto or float32)") }
         guard blockSize > 0, blockSize <= 256 else { throw ValidationError("--block-size must be in 1...256") }
         guard maxNumSeqs > 0, maxNumBatchedTokens > 0, maxQueuedRequests >= 0 else { throw ValidationError("--max-num-seqs and --max-num-batched-tokens must be positive") }
+        // A step schedules running sequences first, in order, within the budget: below one token each, the last ones
+        // would wait for the first to finish (vLLM refuses it too).
+        guard maxNumBatchedTokens >= maxNumSeqs else {
+            throw ValidationError("--max-num-batched-tokens (\(maxNumBatchedTokens)) must be at least --max-num-seqs (\(maxNumSeqs)): every running sequence needs a token of each step")
+        }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
         guard !servedModelName.contains(where: { $0.contains("@") }) else { throw ValidationError("--served-model-name must not contain '@' (it is part of KV store keys)") }
     }

@@ -131,6 +131,14 @@ extension Serving {
             }
         }
 
+        @Test("a token budget below --max-num-seqs is refused at startup, naming both flags")
+        func budgetBelowSequences() async throws {
+            let (status, output) = try await ChildProcess.run(TestData.swiftwise, ["serve", TestData.defaultModelPath, "--max-num-seqs", "64",
+                                                                                    "--max-num-batched-tokens", "32"])
+            #expect(status != 0)
+            #expect(output.contains("--max-num-batched-tokens (32) must be at least --max-num-seqs (64)"), "\(output)")
+        }
+
         @Test("a flood beyond --max-num-seqs and the queue gets 503s, never a crash; the server serves afterwards")
         func flood() async throws {
             let serve = try Service.serve("serve-flood", extra: ["--max-num-seqs", "1", "--max-queued-requests", "1"])
