@@ -49,9 +49,28 @@ public final class ChildProcess: @unchecked Sendable {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
         }
-        try process.run()
+        try startWithNoSignalBlocked()
         let pid = process.processIdentifier
         Self.live.withLock { _ = $0.insert(pid) }
+    }
+
+    /// Starts the process from a thread of its own that blocks no signal. A child inherits the signal mask of the
+    /// thread that spawns it, and the threads of Swift's concurrency pool (libdispatch's workers) block nearly every
+    /// signal: a child started from one would never see SIGTERM unless it unblocked it itself (/bin/sh, sleep and
+    /// Python do not), and `stop` would always end in SIGKILL.
+    private func startWithNoSignalBlocked() throws {
+        final class Outcome: @unchecked Sendable { var result: Result<Void, any Error> = .success(()) }  // the semaphore orders it
+        let outcome = Outcome()
+        let started = DispatchSemaphore(value: 0)
+        Thread { [self] in
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
+            outcome.result = Result { try process.run() }
+            started.signal()
+        }.start()
+        started.wait()
+        try outcome.result.get()
     }
 
     /// Children started and not yet seen to stop, for `stopAllOnSignal`.

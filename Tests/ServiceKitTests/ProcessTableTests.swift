@@ -20,7 +20,8 @@ struct ProcessTableTests {
         child.executableURL = URL(fileURLWithPath: "/bin/sh")
         child.arguments = ["-c", "while :; do :; done"]
         try child.run()
-        // SIGKILL: a child spawned from a test thread can inherit a signal mask that blocks SIGTERM.
+        // SIGKILL: a bare Process spawned from a test thread inherits its mask, which blocks SIGTERM (ChildProcess
+        // starts its children from a thread that blocks nothing; ChildProcessTests).
         defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
         Thread.sleep(forTimeInterval: 0.6)
         let alone = try #require(ProcessTable.cpuSeconds(me))
