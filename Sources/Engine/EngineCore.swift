@@ -118,12 +118,23 @@ public final class EngineCore: @unchecked Sendable {
     /// sample, emit, retire finished sequences.
     private func step() {
         var budget = config.maxNumBatchedTokens
+        // Prompt tokens (chunks of running prefills and admissions), capped while some sequence decodes.
+        var promptBudget = budget
+        if let cap = config.maxPrefillTokensWhileDecoding, running.contains(where: { $0.tokens.count - $0.computed == 1 }) {
+            promptBudget = cap
+        }
         var scheduled: [(Sequence, Int)] = []
         var i = 0
         while i < running.count, budget > 0 {
             let s = running[i]
-            let n = min(s.tokens.count - s.computed, budget)
+            let remaining = s.tokens.count - s.computed
+            let n = remaining == 1 ? min(1, budget) : min(remaining, budget, promptBudget)
+            if n == 0 {  // a prefill chunk waits for a step with prompt budget left
+                i += 1
+                continue
+            }
             if ensureBlocks(s, upTo: s.computed + n) {
+                if remaining > 1 { promptBudget -= n }
                 scheduled.append((s, n))
                 budget -= n
                 i += 1
@@ -136,12 +147,13 @@ public final class EngineCore: @unchecked Sendable {
                 running.remove(at: i)
             }
         }
-        while budget > 0, running.count < config.maxNumSeqs, let s = waiting.first {
-            guard let n = admit(s, budget: budget) else { break }
+        while budget > 0, promptBudget > 0, running.count < config.maxNumSeqs, let s = waiting.first {
+            guard let n = admit(s, budget: min(budget, promptBudget)) else { break }
             waiting.removeFirst()
             running.append(s)
             scheduled.append((s, n))
             budget -= n
+            promptBudget -= n
         }
         guard !scheduled.isEmpty else {
             updateGauges()

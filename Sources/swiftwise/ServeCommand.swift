@@ -20,6 +20,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Maximum prompt + completion length (default: the model's context length).") var maxModelLen: Int?
     @Option(help: "Maximum sequences running at once.") var maxNumSeqs = 64
     @Option(help: "Maximum tokens computed per engine step (chunked prefill budget).") var maxNumBatchedTokens = 512
+    @Option(help: "Prompt tokens per step while some sequence decodes, which bounds the inter-token latency (default: 128 on --device cpu, the whole --max-num-batched-tokens on cuda; 0: no cap).")
+    var maxPrefillTokensWhileDecoding: Int?
     @Option(help: "Requests that may queue beyond --max-num-seqs before new ones get 503.") var maxQueuedRequests = 1024
     @Option(help: "Memory for the KV cache, e.g. 2GiB.") var kvCacheMemory = ByteSize(bytes: 1 << 30)
     @Option(help: "With --device cuda: share of device memory for weights + KV cache (default 0.9), as in vLLM.") var gpuMemoryUtilization: Double?
@@ -49,6 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxNumBatchedTokens >= maxNumSeqs else {
             throw ValidationError("--max-num-batched-tokens (\(maxNumBatchedTokens)) must be at least --max-num-seqs (\(maxNumSeqs)): every running sequence needs a token of each step")
         }
+        if let cap = maxPrefillTokensWhileDecoding, cap < 0 { throw ValidationError("--max-prefill-tokens-while-decoding must be 0 (no cap) or positive") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
         guard !servedModelName.contains(where: { $0.contains("@") }) else { throw ValidationError("--served-model-name must not contain '@' (it is part of KV store keys)") }
     }
@@ -93,6 +96,10 @@ struct ServeCommand: AsyncParsableCommand {
         var engineConfig = EngineConfig(maxModelLen: served.maxModelLen, numBlocks: numBlocks)
         engineConfig.maxNumSeqs = maxNumSeqs
         engineConfig.maxNumBatchedTokens = maxNumBatchedTokens
+        // On a CPU a step's time follows its prompt tokens (about 2 ms each for the default model on 2 cores), and
+        // every decoding stream waits for whole steps (bench/README.md: ITL p99 1.6-1.8 s → 0.5 s at concurrency 16).
+        let promptCap = maxPrefillTokensWhileDecoding ?? (device == "cpu" ? 128 : 0)
+        engineConfig.maxPrefillTokensWhileDecoding = promptCap > 0 && promptCap < maxNumBatchedTokens ? promptCap : nil
         engineConfig.maxWaiting = maxQueuedRequests
         engineConfig.blockSize = blockSize
         engineConfig.enablePrefixCaching = prefixCaching && !noEnablePrefixCaching
