@@ -271,6 +271,26 @@ public func findFreePort(host: String = "127.0.0.1") -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A TCP port below the kernel's ephemeral range (32768 and up by default) that can be bound right now, for a child
+/// process to bind later. Servers that bind port 0 get theirs from the ephemeral range, so one started meanwhile (a
+/// test running beside) cannot take this port before the child binds it, as it can take one from `findFreePort`.
+public func findFreePortBelowEphemeralRange(host: String = "127.0.0.1") -> Int {
+    for _ in 0..<64 {
+        let port = Int.random(in: 20_000..<32_768)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr(host)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+    return findFreePort(host: host)
+}
+
 private func canConnect(host: String, port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }

@@ -29,8 +29,9 @@ struct ProcessTests {
     @Test("kill -9 and restart with the same --data-dir serves what was spilled to disk; /metrics reports it")
     func crashRecovery() async throws {
         let dir = temporaryDirectory()
-        let port = findFreePort()
-        let metricsPort = findFreePort()
+        // Below the ephemeral range: a store of a test running beside (port 0) cannot take it between the restarts.
+        let port = findFreePortBelowEphemeralRange()
+        let metricsPort = findFreePortBelowEphemeralRange()
         let args = ["kvstore", "127.0.0.1", "\(port)", "cpu", "--capacity", "1MiB", "--data-dir", dir,
                     "--metrics-port", "\(metricsPort)", "--log-level", "warning"]
         let logFile = dir + "/kvstore.log"
