@@ -128,7 +128,7 @@ public final class EngineCore: @unchecked Sendable {
         while i < running.count, budget > 0 {
             let s = running[i]
             let remaining = s.tokens.count - s.computed
-            let n = remaining == 1 ? min(1, budget) : min(remaining, budget, promptBudget)
+            let n = remaining == 1 ? 1 : min(remaining, budget, promptBudget)
             if n == 0 {  // a prefill chunk waits for a step with prompt budget left
                 i += 1
                 continue

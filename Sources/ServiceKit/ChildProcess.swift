@@ -262,9 +262,7 @@ public enum ChildProcessError: Error, CustomStringConvertible {
 public func findFreePort(host: String = "127.0.0.1") -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr(host)
+    var addr = ipv4Address(host: host, port: 0)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
@@ -279,14 +277,7 @@ public func findFreePortBelowEphemeralRange(host: String = "127.0.0.1") -> Int {
         let port = Int.random(in: 20_000..<32_768)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr(host)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if bound == 0 { return port }
+        if withSocketAddress(host: host, port: port, { bind(fd, $0, $1) }) == 0 { return port }
     }
     return findFreePort(host: host)
 }
@@ -294,11 +285,21 @@ public func findFreePortBelowEphemeralRange(host: String = "127.0.0.1") -> Int {
 private func canConnect(host: String, port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
+    return withSocketAddress(host: host, port: port) { connect(fd, $0, $1) } == 0
+}
+
+private func ipv4Address(host: String, port: Int) -> sockaddr_in {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr(host)
+    return addr
+}
+
+/// `body` with host:port as a sockaddr and its length (bind, connect).
+private func withSocketAddress<R>(host: String, port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    var addr = ipv4Address(host: host, port: port)
     return withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
 }
