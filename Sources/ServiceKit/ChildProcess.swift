@@ -51,7 +51,12 @@ public final class ChildProcess: @unchecked Sendable {
         }
         try startWithNoSignalBlocked()
         let pid = process.processIdentifier
-        Self.live.withLock { _ = $0.insert(pid) }
+        // A child started while stopAllOnSignal's handler stops the others would outlive this process: stop it now.
+        let stopping = Self.live.withLock { live in
+            live.pids.insert(pid)
+            return live.stopping
+        }
+        if stopping { Foundation.kill(pid, SIGKILL) }
     }
 
     /// Starts the process from a thread of its own that blocks no signal. A child inherits the signal mask of the
@@ -74,7 +79,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Children started and not yet seen to stop, for `stopAllOnSignal`.
-    private static let live = Mutex<Set<Int32>>([])
+    private static let live = Mutex<(pids: Set<Int32>, stopping: Bool)>(([], false))
     private static let signalSources = Mutex<[any DispatchSourceSignal]>([])
 
     /// From now on SIGINT and SIGTERM stop this process's children (SIGTERM, then SIGKILL after `grace`) and exit with
@@ -87,19 +92,32 @@ public final class ChildProcess: @unchecked Sendable {
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler {
-                    let pids = live.withLock { $0 }
+                    let pids = live.withLock { live in
+                        live.stopping = true
+                        return live.pids
+                    }
                     for pid in pids { Foundation.kill(pid, SIGTERM) }
                     let deadline = ContinuousClock.now + grace
                     while ContinuousClock.now < deadline && pids.contains(where: ProcessTable.isRunning) {
                         usleep(10_000)
                     }
-                    for pid in pids { Foundation.kill(pid, SIGKILL) }
-                    exit(128 + number)
+                    for pid in live.withLock({ $0.pids }) { Foundation.kill(pid, SIGKILL) }
+                    // _exit, not exit: exit would run the process's exit handlers and destructors on this thread while
+                    // the command's own threads still run.
+                    fflush(nil)  // every stdio stream (print's stdout)
+                    _exit(128 + number)
                 }
                 source.resume()
                 sources.append(source)
             }
         }
+    }
+
+    /// Returns unless stopAllOnSignal's handler is stopping the children, which ends the process itself (128 + the
+    /// signal): then waits for it. For the command's own way out, which would otherwise race it with a status of its
+    /// own (its children stopped under it, the command fails and exits 1).
+    public static func yieldToSignalStop() {
+        while live.withLock({ $0.stopping }) { sleep(1) }
     }
 
     /// Sends SIGTERM, waits up to `grace`, then SIGKILL.
@@ -125,7 +143,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     private func forget() {
         let pid = process.processIdentifier
-        Self.live.withLock { _ = $0.remove(pid) }
+        Self.live.withLock { _ = $0.pids.remove(pid) }
     }
 
     // The async forms below wait without holding a thread of Swift's cooperative pool, which has one thread per core:

@@ -18,7 +18,9 @@ struct Swiftwise: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            ChildProcess.yieldToSignalStop()
         } catch {
+            ChildProcess.yieldToSignalStop()
             exit(withError: error)
         }
     }

@@ -63,7 +63,8 @@ extension Serving {
             }
             #expect(pids.count >= 3, "children: \(pids)")
             kill(pid, SIGTERM)
-            #expect(await bench.exitStatus() == 128 + SIGTERM)
+            let status = await bench.exitStatus()
+            #expect(status == 128 + SIGTERM, "status \(status), \(bench.process.terminationReason == .uncaughtSignal ? "killed by that signal" : "exited")")
             try await Task.sleep(for: .milliseconds(300))
             #expect(pids.filter(ProcessTable.isRunning).isEmpty, "children left: \(pids.filter(ProcessTable.isRunning))")
         }
